@@ -1,0 +1,585 @@
+"""Speed and quality benchmarks of a refiner (``tools/benchmark.py``, ``mmseg-refiner benchmark``).
+
+``speed``: U-Net forward time per input size, batch and dtype with the achieved GFLOP/s
+(FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``), end-to-end
+:func:`~mmseg_refiner.apis.refine_mask` time per mode against (U-Net calls x U-Net time), and
+peak memory.
+
+``quality``: for a folder ``<root>/images/<id>.jpg`` + ``<root>/masks/<id>.png`` (optional
+split file of ids), makes deterministic coarse masks of three kinds (:data:`COARSE_KINDS`),
+refines them (skipped with ``--coarse-only``) for each number of reverse steps, and reports
+before / after IoU, mBA and Boundary IoU per kind. Per-image results are cached in the output
+folder, so an interrupted run continues where it stopped.
+"""
+import argparse
+import hashlib
+import json
+import os
+import os.path as osp
+import resource
+import statistics
+import sys
+import time
+import zlib
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mmseg_refiner.evaluation import score_masks
+from mmseg_refiner.utils.io import InputError, atomic_write
+
+COARSE_KINDS = ('lowres', 'polygon', 'perturb')
+LOWRES_FACTOR = 8  # 'lowres': area down-sampling x8, bilinear up-sampling, threshold 0.5
+POLYGON_EPS = 0.02  # 'polygon': Douglas-Peucker tolerance, fraction of each contour's length
+PERTURB_IOU = 0.8  # 'perturb': the reference training perturbation's IoU target
+METRICS = ('IoU', 'mBA', 'BIoU')
+WORSE_POINTS = 2.0
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+# ================================================================== speed
+class UNetCallCounter:
+    """Context manager counting (and timing) the forward calls of a module.
+
+    Attributes:
+        calls (int): Forward invocations.
+        samples (int): Sum of their batch sizes.
+        seconds (float): Wall time inside them (CUDA-synchronized).
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        self.module, self.calls, self.samples, self.seconds = module, 0, 0, 0.0
+        self._handles, self._start = [], 0.0
+
+    def _pre(self, module, inputs):
+        _sync(inputs[0].device)
+        self._start = time.perf_counter()
+
+    def _post(self, module, inputs, output):
+        _sync(inputs[0].device)
+        self.seconds += time.perf_counter() - self._start
+        self.calls += 1
+        self.samples += int(inputs[0].shape[0])
+
+    def __enter__(self):
+        self._handles = [self.module.register_forward_pre_hook(self._pre),
+                         self.module.register_forward_hook(self._post)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device) -> Dict[str, float]:
+    """Peak resident memory of the process (``ru_maxrss``) and, on CUDA, peak allocated."""
+    out = dict(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if torch.device(device).type == 'cuda':
+        out['peak_cuda_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def time_call(fn: Callable[[], object], device, iters: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``iters`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, iters)):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def count_flops(module: torch.nn.Module, *inputs) -> int:
+    """FLOPs of one forward (a multiply-add counts 2), by ``FlopCounterMode``."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return int(counter.get_total_flops())
+
+
+def _unet_forward(backbone, x, t, dtype: str):
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
+                                         enabled=dtype == 'bf16'):
+        return backbone(x, t)
+
+
+def _unet_inputs(backbone, size: int, batch: int, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, backbone.in_channels, size, size, generator=gen).to(device)
+    t = torch.full((batch, ), backbone.num_timesteps - 1, dtype=torch.long, device=device)
+    return x, t
+
+
+def unet_speed(backbone: torch.nn.Module, sizes: Sequence[int] = (128, 256, 512),
+               batches: Sequence[int] = (1, 8), dtypes: Sequence[str] = ('fp32', 'bf16'),
+               iters: int = 3, warmup: int = 1) -> List[dict]:
+    """U-Net forward time and achieved GFLOP/s per (size, batch, dtype).
+
+    Args:
+        backbone (nn.Module): The refiner's U-Net (``forward(x, t)``), in eval mode.
+        sizes (list[int]): Square input sizes. Defaults to (128, 256, 512).
+        batches (list[int]): Batch sizes. Defaults to (1, 8).
+        dtypes (list[str]): 'fp32' and/or 'bf16' (autocast). Defaults to both.
+        iters (int): Timed runs (median). Defaults to 3.
+        warmup (int): Untimed runs first. Defaults to 1.
+
+    Returns:
+        list[dict]: size, batch, dtype, gflop (per forward), ms, ms_per_sample, gflops_per_s,
+        peak_rss_mb (and peak_cuda_mb on CUDA).
+    """
+    device = next(backbone.parameters()).device
+    rows = []
+    for size in sizes:
+        for batch in batches:
+            x, t = _unet_inputs(backbone, size, batch, device)
+            flops = count_flops(backbone, x, t)
+            for dtype in dtypes:
+                if dtype not in ('fp32', 'bf16'):
+                    raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+                if device.type == 'cuda':
+                    torch.cuda.reset_peak_memory_stats(device)
+                sec = time_call(lambda: _unet_forward(backbone, x, t, dtype), device, iters,
+                                warmup)
+                rows.append(dict(size=size, batch=batch, dtype=dtype, gflop=flops / 1e9,
+                                 ms=sec * 1e3, ms_per_sample=sec * 1e3 / batch,
+                                 gflops_per_s=flops / sec / 1e9, **peak_memory_mb(device)))
+    return rows
+
+
+def synthetic_sample(height: int, width: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """A textured BGR image with an elliptic object and a blocky coarse mask of it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    gt = ((yy - height / 2) / (height / 3))**2 + ((xx - width / 2) / (width / 3))**2 < 1
+    image = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
+    image[gt] += np.uint8(150)
+    coarse = make_coarse(gt, 'lowres', seed, 'synthetic')
+    return image, coarse
+
+
+def end_to_end_speed(refiner, modes: Sequence[str] = ('instance', 'global', 'hr'),
+                     image_size: Tuple[int, int] = (512, 768), steps=None, iters: int = 2,
+                     warmup: int = 1, seed: int = 0) -> List[dict]:
+    """``refine_mask`` time per mode against (U-Net calls x one U-Net forward).
+
+    Returns:
+        list[dict]: mode, ms (end to end), unet_calls, unet_samples, unet_ms_in_run (time
+        inside the U-Net), calls_x_unet_ms (calls x a separately timed forward of the mean
+        call batch at the crop size), overhead_ms (ms - unet_ms_in_run), peak memory.
+    """
+    from mmseg_refiner.apis import refine_mask
+    image, coarse = synthetic_sample(*image_size, seed=seed)
+    device = next(refiner.parameters()).device
+    crop = int(refiner.test_cfg['crop_size'])
+    rows = []
+    for mode in modes:
+        def run():
+            return refine_mask(refiner, image, coarse, mode=mode, steps=steps, seed=seed)
+        sec = time_call(run, device, iters, warmup)
+        with UNetCallCounter(refiner.backbone) as counter:
+            run()
+        batch = max(1, round(counter.samples / max(1, counter.calls)))
+        x, t = _unet_inputs(refiner.backbone, crop, batch, device)
+        unet_sec = time_call(lambda: _unet_forward(refiner.backbone, x, t, 'fp32'), device,
+                             iters, warmup)
+        rows.append(dict(mode=mode, height=image_size[0], width=image_size[1], ms=sec * 1e3,
+                         unet_calls=counter.calls, unet_samples=counter.samples,
+                         unet_ms_in_run=counter.seconds * 1e3,
+                         calls_x_unet_ms=counter.calls * unet_sec * 1e3,
+                         overhead_ms=(sec - counter.seconds) * 1e3, **peak_memory_mb(device)))
+    return rows
+
+
+# ================================================================== quality: data + coarse masks
+def list_pairs(root: str, split: Optional[str] = None,
+               limit: Optional[int] = None) -> List[Tuple[str, str, str]]:
+    """``[(id, image_path, mask_path)]`` of ``<root>/images`` + ``<root>/masks``, sorted by id.
+
+    Args:
+        root (str): Dataset folder.
+        split (str, optional): File of ids, one a line (a path, or a name inside ``root``).
+        limit (int, optional): Keep the first ``limit`` ids.
+    """
+    img_dir, mask_dir = osp.join(root, 'images'), osp.join(root, 'masks')
+    for d in (img_dir, mask_dir):
+        if not osp.isdir(d):
+            raise InputError(f'{d} not found: expected <root>/images and <root>/masks')
+    images = {osp.splitext(f)[0]: osp.join(img_dir, f) for f in os.listdir(img_dir)
+              if f.lower().endswith(IMAGE_EXTS)}
+    ids = sorted(images)
+    if split:
+        path = split if osp.isfile(split) else osp.join(root, split)
+        if not osp.isfile(path):
+            raise InputError(f'split file not found: {split} (nor {path})')
+        ids = [line.strip() for line in open(path) if line.strip()]
+        missing = [i for i in ids if i not in images]
+        if missing:
+            raise InputError(f'{len(missing)} ids of {path} have no image in {img_dir}, '
+                             f'e.g. {missing[:5]}')
+    ids = ids[:limit] if limit else ids
+    pairs = [(i, images[i], osp.join(mask_dir, f'{i}.png')) for i in ids]
+    missing = [p[2] for p in pairs if not osp.isfile(p[2])]
+    if missing:
+        raise InputError(f'{len(missing)} masks are missing, e.g. {missing[:3]}')
+    return pairs
+
+
+def _rng(seed: int, sample_id: str, kind: str) -> np.random.Generator:
+    """One generator per (seed, sample, kind): results do not depend on the order or limit."""
+    return np.random.default_rng([seed, zlib.crc32(f'{kind}/{sample_id}'.encode())])
+
+
+def make_coarse(gt: np.ndarray, kind: str, seed: int = 0, sample_id: str = '') -> np.ndarray:
+    """A deterministic coarse version of a ground-truth mask.
+
+    Kinds: ``lowres`` (x8 area down-sampling, bilinear up-sampling, threshold 0.5),
+    ``polygon`` (Douglas-Peucker simplification of every contour with a tolerance of 2 % of
+    its length) and ``perturb`` (the training perturbation of
+    :func:`~mmseg_refiner.datasets.coarse_synthesis.synthesize_coarse` in 'reference' mode:
+    contour modification then dilate/erode rounds until the IoU drops below 0.8), seeded by
+    ``(seed, sample_id, kind)``.
+
+    Args:
+        gt (np.ndarray): (H, W) ground truth, non-zero = foreground.
+        kind (str): One of :data:`COARSE_KINDS`.
+        seed (int): Base seed. Defaults to 0.
+        sample_id (str): The sample's id (part of the seed). Defaults to ''.
+
+    Returns:
+        np.ndarray: (H, W) bool.
+    """
+    from mmseg_refiner.datasets import coarse_synthesis as cs
+    gt = (np.asarray(gt) > 0).astype(np.uint8)
+    rng = _rng(seed, sample_id, kind)
+    if kind == 'lowres':
+        out = cs.degrade_lowres(gt, rng, factor_range=(LOWRES_FACTOR, LOWRES_FACTOR))
+    elif kind == 'polygon':
+        out = cs.degrade_polygon(gt, rng, eps_range=(POLYGON_EPS, POLYGON_EPS))
+    elif kind == 'perturb':
+        out = cs.synthesize_coarse(gt, rng, iou_target=PERTURB_IOU, mode='reference')[0]
+    else:
+        raise ValueError(f'unknown coarse kind {kind!r}; choose from {COARSE_KINDS}')
+    return out > 0
+
+
+# ================================================================== quality: cache + loop
+class ResultCache:
+    """Append-only JSON-lines store of per-image results, keyed by string.
+
+    Every record is flushed as written; a line torn by an interruption is ignored on load.
+    """
+
+    def __init__(self, path: str):
+        self.path, self.records = path, {}
+        if osp.isfile(path):
+            with open(path) as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                        self.records[rec['key']] = rec['value']
+                    except (ValueError, KeyError, TypeError):
+                        continue
+            with open(path, 'rb+') as f:  # end a torn last line so appends start clean
+                if f.seek(0, os.SEEK_END) > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b'\n':
+                        f.write(b'\n')
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> Optional[dict]:
+        return self.records.get(key)
+
+    def add(self, key: str, value: dict) -> None:
+        self.records[key] = value
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(dict(key=key, value=value)) + '\n')
+            f.flush()
+
+
+def _read_image(path: str, gt: np.ndarray) -> np.ndarray:
+    from mmseg_refiner.utils.io import imread_checked
+    image = imread_checked(path)
+    if image.shape[:2] != gt.shape:
+        raise InputError(f'image {path} is {image.shape[1]}x{image.shape[0]} but its mask is '
+                         f'{gt.shape[1]}x{gt.shape[0]} (WxH)')
+    return image
+
+
+def _fingerprint(**fields) -> str:
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class QualityRun:
+    """The quality benchmark's loop over images x coarse kinds x step counts (resumable).
+
+    Args:
+        pairs (list[tuple]): ``(id, image_path, mask_path)`` from :func:`list_pairs`.
+        out_dir (str): Output folder (holds the cache ``cache.jsonl``).
+        kinds (list[str]): Coarse kinds. Defaults to :data:`COARSE_KINDS`.
+        refiner (nn.Module, optional): None = coarse masks only.
+        steps_list (list[int]): Reverse step counts to sweep. Defaults to [T].
+        mode (str): ``refine_mask`` mode. Defaults to 'auto'.
+        seed (int): Seed of the coarse masks and the sampling. Defaults to 0.
+        dilation_ratio (float): Boundary IoU band. Defaults to 0.02.
+        refiner_id (str): Identifies the weights in the cache keys (config + checkpoint).
+    """
+
+    def __init__(self, pairs, out_dir: str, kinds: Sequence[str] = COARSE_KINDS, refiner=None,
+                 steps_list: Optional[Sequence[int]] = None, mode: str = 'auto', seed: int = 0,
+                 dilation_ratio: float = 0.02, refiner_id: str = ''):
+        unknown = [k for k in kinds if k not in COARSE_KINDS]
+        if unknown:
+            raise ValueError(f'unknown coarse kinds {unknown}; choose from {COARSE_KINDS}')
+        self.pairs, self.kinds, self.refiner = pairs, list(kinds), refiner
+        default_steps = [refiner.sampler.num_timesteps] if refiner is not None else []
+        self.steps_list = list(steps_list or default_steps) if refiner is not None else []
+        self.mode, self.seed, self.dilation_ratio = mode, seed, dilation_ratio
+        self.cache = ResultCache(osp.join(out_dir, 'cache.jsonl'))
+        self._coarse_fp = _fingerprint(seed=seed, ratio=dilation_ratio, lowres=LOWRES_FACTOR,
+                                       polygon=POLYGON_EPS, perturb=PERTURB_IOU)
+        self._refine_fp = _fingerprint(coarse=self._coarse_fp, refiner=refiner_id, mode=mode)
+
+    def coarse_key(self, kind, sample_id):
+        return f'coarse|{self._coarse_fp}|{kind}|{sample_id}'
+
+    def refined_key(self, kind, steps, sample_id):
+        return f'refined|{self._refine_fp}|{kind}|{steps}|{sample_id}'
+
+    def _todo(self, sample_id: str, kind: str) -> List[Optional[int]]:
+        """Missing work for one (sample, kind): None = coarse scores, int = refined steps."""
+        todo = [] if self.coarse_key(kind, sample_id) in self.cache else [None]
+        return todo + [s for s in self.steps_list
+                       if self.refined_key(kind, s, sample_id) not in self.cache]
+
+    def run(self, progress: bool = True) -> None:
+        """Compute and cache everything missing; a finished run returns at once."""
+        from mmseg_refiner.utils.io import maskread_checked
+        work = [p for p in self.pairs if any(self._todo(p[0], k) for k in self.kinds)]
+        for sample_id, img_path, mask_path in tqdm(work, desc='quality', unit='img',
+                                                   disable=not progress or not work):
+            gt = maskread_checked(mask_path, 'ground-truth mask')
+            image = None
+            for kind in self.kinds:
+                todo = self._todo(sample_id, kind)
+                if not todo:
+                    continue
+                coarse = make_coarse(gt, kind, self.seed, sample_id)
+                if None in todo:
+                    self.cache.add(self.coarse_key(kind, sample_id),
+                                   score_masks(coarse, gt, self.dilation_ratio))
+                for steps in (s for s in todo if s is not None):
+                    image = image if image is not None else _read_image(img_path, gt)
+                    self.cache.add(self.refined_key(kind, steps, sample_id),
+                                   self._refine(image, coarse, gt, steps))
+
+    def _refine(self, image, coarse, gt, steps) -> dict:
+        from mmseg_refiner.apis import refine_mask
+        start = time.perf_counter()
+        with UNetCallCounter(self.refiner.backbone) as counter:
+            refined = refine_mask(self.refiner, image, coarse, mode=self.mode, steps=steps,
+                                  seed=self.seed)
+        return dict(score_masks(refined, gt, self.dilation_ratio), unet_calls=counter.calls,
+                    unet_samples=counter.samples, seconds=time.perf_counter() - start)
+
+    def summary(self) -> List[dict]:
+        """One row per kind (coarse only) or per (kind, steps): means over the images."""
+        rows = []
+        for kind in self.kinds:
+            coarse = [self.cache.get(self.coarse_key(kind, p[0])) for p in self.pairs]
+            coarse_means = {f'coarse_{m}': float(np.mean([c[m] for c in coarse]))
+                            for m in METRICS}
+            if not self.steps_list:
+                rows.append(dict(kind=kind, num_images=len(coarse), **coarse_means))
+            for steps in self.steps_list:
+                ref = [self.cache.get(self.refined_key(kind, steps, p[0])) for p in self.pairs]
+                rows.append(dict(kind=kind, steps=steps, num_images=len(ref), **coarse_means,
+                                 **_refined_means(coarse, ref)))
+        return rows
+
+
+def _refined_means(coarse: List[dict], refined: List[dict]) -> dict:
+    out = {m: float(np.mean([r[m] for r in refined])) for m in METRICS}
+    out.update({f'delta_{m}': out[m] - float(np.mean([c[m] for c in coarse])) for m in METRICS})
+    worse = [r['IoU'] < c['IoU'] - WORSE_POINTS for c, r in zip(coarse, refined)]
+    out['worse_2pt_share'] = float(np.mean(worse))
+    for key in ('unet_calls', 'unet_samples', 'seconds'):
+        out[f'mean_{key}'] = float(np.mean([r[key] for r in refined]))
+    return out
+
+
+# ================================================================== reports
+def markdown_table(rows: List[dict], columns: Sequence[Tuple[str, str, str]]) -> str:
+    """A Markdown table of ``rows``; ``columns`` are (key, header, format spec)."""
+    lines = ['| ' + ' | '.join(h for _, h, _ in columns) + ' |',
+             '|' + '|'.join('---' if f == '' else '---:' for _, _, f in columns) + '|']
+    for row in rows:
+        cells = [format(row[k], f) if k in row else '' for k, _, f in columns]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def quality_markdown(rows: List[dict], title: str) -> str:
+    """Markdown of the quality summary: coarse only, or before -> after per steps."""
+    if 'steps' not in rows[0]:
+        cols = [('kind', 'coarse kind', ''), ('num_images', 'images', 'd'),
+                ('coarse_IoU', 'IoU', '.2f'), ('coarse_mBA', 'mBA', '.2f'),
+                ('coarse_BIoU', 'BIoU', '.2f')]
+    else:
+        cols = [('kind', 'coarse kind', ''), ('steps', 'steps', 'd'),
+                ('num_images', 'images', 'd')]
+        for m in METRICS:
+            cols += [(f'coarse_{m}', f'{m} before', '.2f'), (m, f'{m} after', '.2f'),
+                     (f'delta_{m}', f'Δ{m}', '+.2f')]
+        cols += [('worse_2pt_share', f'worse >{WORSE_POINTS:g} IoU pts', '.1%'),
+                 ('mean_unet_calls', 'U-Net calls', '.1f'), ('mean_seconds', 's / image', '.2f')]
+    return f'### {title}\n\n{markdown_table(rows, cols)}\n'
+
+
+def speed_markdown(unet_rows: List[dict], e2e_rows: List[dict]) -> str:
+    unet_cols = [('size', 'size', 'd'), ('batch', 'batch', 'd'), ('dtype', 'dtype', ''),
+                 ('gflop', 'GFLOP / fwd', '.2f'), ('ms', 'ms / fwd', '.1f'),
+                 ('ms_per_sample', 'ms / sample', '.1f'), ('gflops_per_s', 'GFLOP/s', '.1f'),
+                 ('peak_rss_mb', 'peak RSS MiB', '.0f'), ('peak_cuda_mb', 'peak CUDA MiB', '.0f')]
+    e2e_cols = [('mode', 'mode', ''), ('ms', 'end-to-end ms', '.1f'),
+                ('unet_calls', 'U-Net calls', 'd'), ('unet_samples', 'U-Net samples', 'd'),
+                ('unet_ms_in_run', 'U-Net ms (in run)', '.1f'),
+                ('calls_x_unet_ms', 'calls x U-Net ms', '.1f'),
+                ('overhead_ms', 'overhead ms', '.1f')]
+    out = f'### U-Net forward\n\n{markdown_table(unet_rows, unet_cols)}\n'
+    if e2e_rows:
+        out += f'\n### End to end (refine_mask)\n\n{markdown_table(e2e_rows, e2e_cols)}\n'
+    return out
+
+
+def plot_quality_vs_steps(rows: List[dict], path: str, title: str = '') -> None:
+    """PNG: IoU / mBA / BIoU after refinement vs steps, one line per kind, coarse dashed."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.2))
+    for ax, m in zip(axes, METRICS):
+        for i, kind in enumerate(dict.fromkeys(r['kind'] for r in rows)):
+            kr = sorted((r for r in rows if r['kind'] == kind), key=lambda r: r['steps'])
+            color = f'C{i}'
+            ax.plot([r['steps'] for r in kr], [r[m] for r in kr], 'o-', color=color, label=kind)
+            ax.axhline(kr[0][f'coarse_{m}'], color=color, ls='--', lw=1)
+        ax.set_xlabel('reverse steps')
+        ax.set_ylabel(f'{m} (%)')
+        ax.grid(alpha=0.3)
+    axes[0].legend(title='coarse kind (dashed: input)', fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
+    plt.close(fig)
+
+
+def _write_text(text: str, path: str) -> None:
+    with atomic_write(path) as tmp, open(tmp, 'w') as f:
+        f.write(text)
+
+
+# ================================================================== command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``speed`` and ``quality`` sub-commands of the benchmark."""
+    sub = parser.add_subparsers(dest='part', metavar='PART', required=True)
+    speed = sub.add_parser('speed', help='U-Net and end-to-end timing, GFLOP/s, peak memory')
+    quality = sub.add_parser('quality', help='before/after IoU, mBA, BIoU on a folder of pairs')
+    for p in (speed, quality):
+        p.add_argument('--config', help='refiner config (default: the shipped model)')
+        p.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
+        p.add_argument('--device', default='cpu', help='torch device (default: cpu)')
+        p.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+        p.add_argument('--out', required=True, help='output folder (JSON, Markdown, PNG)')
+    speed.add_argument('--sizes', type=int, nargs='+', default=[128, 256, 512])
+    speed.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    speed.add_argument('--dtypes', nargs='+', default=['fp32', 'bf16'], choices=('fp32', 'bf16'))
+    speed.add_argument('--iters', type=int, default=3, help='timed runs, median (default: 3)')
+    speed.add_argument('--modes', nargs='*', default=['instance', 'global', 'hr'],
+                       help='end-to-end modes (none: skip end to end)')
+    speed.add_argument('--e2e-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
+    quality.add_argument('--root', required=True, help='folder with images/ and masks/')
+    quality.add_argument('--mode', default='auto', help='refine_mask mode (default: auto)')
+    quality.add_argument('--split', help='file of ids (a path or a name inside --root)')
+    quality.add_argument('--kinds', nargs='+', default=list(COARSE_KINDS), choices=COARSE_KINDS)
+    quality.add_argument('--limit', type=int, help='first N ids only')
+    quality.add_argument('--steps', type=int, nargs='+',
+                         help='reverse step counts to sweep (default: all T steps)')
+    quality.add_argument('--coarse-only', action='store_true',
+                         help='score the coarse masks only (no refiner): the baseline')
+    quality.add_argument('--dilation-ratio', type=float, default=0.02)
+    quality.add_argument('--name', help='dataset label in the report (default: root/split)')
+    quality.add_argument('--no-progress', action='store_true')
+
+
+def _build_refiner(args):
+    from mmseg_refiner.apis import init_refiner
+    return init_refiner(args.config, args.checkpoint, device=args.device)
+
+
+def run_speed(args) -> int:
+    refiner = _build_refiner(args)
+    torch.manual_seed(args.seed)
+    unet_rows = unet_speed(refiner.backbone, args.sizes, args.batches, args.dtypes, args.iters)
+    e2e_rows = end_to_end_speed(refiner, args.modes, tuple(args.e2e_size), iters=args.iters,
+                                seed=args.seed) if args.modes else []
+    text = speed_markdown(unet_rows, e2e_rows)
+    _write_text(json.dumps(dict(device=str(args.device), torch=torch.__version__,
+                                threads=torch.get_num_threads(), unet=unet_rows,
+                                end_to_end=e2e_rows), indent=2), osp.join(args.out, 'speed.json'))
+    _write_text(text, osp.join(args.out, 'speed.md'))
+    print(text)
+    return 0
+
+
+def run_quality(args) -> int:
+    pairs = list_pairs(args.root, args.split, args.limit)
+    refiner = None if args.coarse_only else _build_refiner(args)
+    refiner_id = '' if refiner is None else f'{args.config}|{args.checkpoint}'
+    qrun = QualityRun(pairs, args.out, args.kinds, refiner, args.steps, args.mode, args.seed,
+                      args.dilation_ratio, refiner_id)
+    qrun.run(progress=not args.no_progress)
+    rows = qrun.summary()
+    name = args.name or (osp.basename(osp.normpath(args.root)) +
+                         (f' / {osp.splitext(osp.basename(args.split))[0]}' if args.split else ''))
+    text = quality_markdown(rows, f'{name}: {len(pairs)} images'
+                            + (' (coarse masks only)' if refiner is None else ''))
+    _write_text(json.dumps(dict(root=args.root, split=args.split, limit=args.limit,
+                                seed=args.seed, mode=args.mode, config=args.config,
+                                checkpoint=args.checkpoint, rows=rows), indent=2),
+                osp.join(args.out, 'quality.json'))
+    _write_text(text, osp.join(args.out, 'quality.md'))
+    if refiner is not None:
+        plot_quality_vs_steps(rows, osp.join(args.out, 'quality_vs_steps.png'), name)
+    print(text)
+    return 0
+
+
+def run(args) -> int:
+    """Entry point of both ``tools/benchmark.py`` and ``mmseg-refiner benchmark``."""
+    return run_speed(args) if args.part == 'speed' else run_quality(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='benchmark', description=__doc__.split('\n\n')[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (InputError, FileNotFoundError, ValueError) as exc:
+        print(f'benchmark: error: {exc}', file=sys.stderr)
+        return 1

@@ -1,0 +1,171 @@
+"""``mmseg-refiner refine-coco RESULTS.segm.json --ann ANN.json --img-dir DIR --out OUT.json``.
+
+Refines the masks of a COCO-format results file (as written by mmdet's ``CocoMetric`` with
+``format_only`` / ``outfile_prefix``, or any detector) without running the detector again.
+Every field but ``segmentation`` is kept; masks are written as compressed RLE. Finished
+images are appended to ``OUT.partial.jsonl``, so an interrupted run resumes where it stopped.
+"""
+import json
+import os
+import os.path as osp
+import sys
+from collections import OrderedDict
+from typing import Dict, List
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from mmseg_refiner.cli.common import add_refiner_args, build_refiner, read_json
+from mmseg_refiner.utils.io import InputError, atomic_write, imread_checked
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'refine-coco', help='refine the masks of a COCO results file (RLE in, RLE out)',
+        description='Refine every mask of a COCO-style RESULTS.segm.json (list of '
+        '{image_id, category_id, score, segmentation, ...}); image sizes and file names come '
+        'from the annotation file. Other fields are kept. Resumable: finished images are '
+        'cached in OUT.partial.jsonl until the final (atomic) write.')
+    p.add_argument('results', help='COCO results json (e.g. mmdet results.segm.json)')
+    p.add_argument('--ann', required=True, help='COCO annotation json with the "images" list')
+    p.add_argument('--img-dir', required=True, help='folder of the images (file_name relative)')
+    p.add_argument('--out', required=True, help='refined results json')
+    p.add_argument('--score-thr', type=float, default=0.0,
+                   help='masks scoring below it are copied unchanged (default: 0)')
+    add_refiner_args(p)
+    p.add_argument('--restart', action='store_true',
+                   help='ignore a partial cache from an earlier run with other settings')
+    p.set_defaults(func=run)
+
+
+def decode_segmentation(segm, height: int, width: int, where: str) -> np.ndarray:
+    """(H, W) bool mask of a COCO segmentation (compressed / uncompressed RLE or polygons)."""
+    if isinstance(segm, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    elif isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
+        rle = mask_utils.frPyObjects(segm, height, width) \
+            if isinstance(segm['counts'], list) else segm
+        if list(rle['size']) != [height, width]:
+            raise InputError(f'{where}: mask size {rle["size"]} (HxW) differs from the image '
+                             f'size [{height}, {width}] in the annotation file')
+    else:
+        raise InputError(f'{where}: "segmentation" is neither RLE nor polygons')
+    return mask_utils.decode(rle).astype(bool)
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """Compressed RLE of an (H, W) bool mask, json-ready (``counts`` as str)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=[int(s) for s in rle['size']], counts=rle['counts'].decode('ascii'))
+
+
+def _load_inputs(args):
+    """(results list, {image_id: image info}) with clear errors."""
+    results = read_json(args.results, 'results file')
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise InputError(f'{args.results}: expected a list of result dicts (COCO results)')
+    ann = read_json(args.ann, 'annotation file')
+    if not isinstance(ann, dict) or not isinstance(ann.get('images'), list):
+        raise InputError(f'{args.ann}: no "images" list (a COCO annotation file is needed)')
+    images = {img['id']: img for img in ann['images']}
+    for i, r in enumerate(results):
+        if 'segmentation' not in r or 'image_id' not in r:
+            raise InputError(f'{args.results}: result {i} has no "segmentation"/"image_id"')
+        if r['image_id'] not in images:
+            raise InputError(f'{args.results}: result {i} has image_id {r["image_id"]} that '
+                             f'is not in {args.ann}')
+    return results, images
+
+
+def _settings(args) -> dict:
+    keys = ('results', 'config', 'checkpoint', 'mode', 'steps', 'seed', 'score_thr')
+    return {k: osp.abspath(v) if k == 'results' else v for k, v in
+            ((k, getattr(args, k)) for k in keys)}
+
+
+def _read_cache(path: str, settings: dict, restart: bool) -> List[dict]:
+    """Finished-image records of a partial cache (a torn last line is dropped)."""
+    if restart or not osp.isfile(path):
+        return []
+    with open(path) as f:
+        lines = f.read().splitlines()
+    try:
+        header = json.loads(lines[0])['header'] if lines else None
+    except (ValueError, KeyError, TypeError):
+        header = None
+    if header != settings:
+        raise InputError(f'{path} was written by a run with other inputs or settings: delete '
+                         f'it or pass --restart')
+    records = []
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+            records.append(dict(image_id=record['image_id'], refined=list(record['refined'])))
+        except (ValueError, KeyError, TypeError):
+            break  # interrupted while writing this line: redo that image
+    return records
+
+
+def _refine_image(refiner, args, info: dict, results: List[dict], indices: List[int]) -> list:
+    """[[result index, refined RLE]] for the results of one image above the score threshold."""
+    todo = [i for i in indices if results[i].get('score', 1.0) >= args.score_thr]
+    if not todo:
+        return []
+    from mmseg_refiner.apis import refine_masks
+    h, w = int(info['height']), int(info['width'])
+    image = imread_checked(osp.join(args.img_dir, info['file_name']), 'image')
+    if image.shape[:2] != (h, w):
+        raise InputError(f'image {info["file_name"]} is {image.shape[1]}x{image.shape[0]} '
+                         f'but the annotation file says {w}x{h}')
+    masks = np.stack([decode_segmentation(results[i]['segmentation'], h, w,
+                                          f'{args.results}: result {i}') for i in todo])
+    refined = refine_masks(refiner, image, masks, args.mode, args.steps, args.seed)
+    return [[i, encode_mask(m)] for i, m in zip(todo, refined)]
+
+
+def _write_output(args, results: List[dict], refined: Dict[int, dict]) -> None:
+    out = [dict(r, segmentation=refined[i]) if i in refined else r
+           for i, r in enumerate(results)]
+    with atomic_write(args.out) as tmp, open(tmp, 'w') as f:
+        json.dump(out, f)
+
+
+def run(args) -> int:
+    results, images = _load_inputs(args)
+    by_image = OrderedDict()
+    for i, r in enumerate(results):
+        by_image.setdefault(r['image_id'], []).append(i)
+    cache_path = args.out + '.partial.jsonl'
+    records = _read_cache(cache_path, _settings(args), args.restart)
+    done = {r['image_id'] for r in records}
+    todo = [(k, v) for k, v in by_image.items() if k not in done]
+    if done:
+        print(f'{len(by_image) - len(todo)} of {len(by_image)} image(s) already refined '
+              f'({cache_path}), resuming')
+    if todo:
+        _refine_images(args, todo, images, results, records, cache_path)
+    refined = {int(i): segm for r in records for i, segm in r['refined']}
+    _write_output(args, results, refined)
+    if osp.exists(cache_path):
+        os.remove(cache_path)
+    print(f'refined {len(refined)} of {len(results)} mask(s) of {len(by_image)} image(s) '
+          f'-> {args.out}')
+    return 0
+
+
+def _refine_images(args, todo, images, results, records, cache_path) -> None:
+    """Refine image by image; the cache is rewritten (header + valid records), then appended."""
+    refiner = build_refiner(args)
+    with atomic_write(cache_path) as tmp, open(tmp, 'w') as cache:  # drops a torn last line
+        cache.write(json.dumps({'header': _settings(args)}) + '\n')
+        cache.writelines(json.dumps(r) + '\n' for r in records)
+    with open(cache_path, 'a') as cache:
+        for image_id, indices in tqdm(todo, desc='refine-coco', unit='img', file=sys.stdout,
+                                      disable=len(todo) < 2):
+            record = dict(image_id=image_id,
+                          refined=_refine_image(refiner, args, images[image_id], results,
+                                                indices))
+            cache.write(json.dumps(record) + '\n')
+            cache.flush()
+            records.append(record)

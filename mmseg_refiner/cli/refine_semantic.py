@@ -1,0 +1,92 @@
+"""``mmseg-refiner refine-semantic PRED_DIR --img-dir DIR --out DIR``: refine label-map PNGs.
+
+Each prediction (a single-channel PNG of class indices, 8/16-bit or palette, as mmseg's
+``--out`` / ``output_dir`` writes) is paired with the image of the same name; the refined map
+is written with the same name, bit depth and palette. Existing outputs are skipped (resume).
+"""
+import os.path as osp
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from mmseg_refiner.cli.common import add_refiner_args, build_refiner, pair_by_stem
+from mmseg_refiner.utils.io import InputError, atomic_write
+
+LABEL_MODES = ('L', 'P', 'I;16', 'I')
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'refine-semantic', help='refine semantic label maps (a folder of PNGs)',
+        description='Refine every class of each label map in PRED_DIR (single-channel PNGs of '
+        'class indices) with the image of the same name in --img-dir. Classes are refined as '
+        'binary masks and merged by confidence; --ignore-index pixels are kept. Outputs keep '
+        'name, bit depth and palette; existing outputs are skipped, so a run resumes.')
+    p.add_argument('pred_dir', help='folder (or one file) of predicted label-map PNGs')
+    p.add_argument('--img-dir', required=True, help='folder (or one file) of the images')
+    p.add_argument('--out', required=True, help='output folder for refined label maps')
+    p.add_argument('--ignore-index', type=int, default=255,
+                   help='label left untouched (default: 255)')
+    p.add_argument('--classes', type=int, nargs='+', default=None,
+                   help='refine only these class indices (default: all present)')
+    add_refiner_args(p)
+    p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
+    p.set_defaults(func=run)
+
+
+def read_label_map(path: str):
+    """(labels (H, W) integer ndarray, PIL image it came from) of a label-map PNG."""
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, ValueError) as exc:
+        raise InputError(f'label map {path} could not be read: {exc}') from exc
+    if img.mode not in LABEL_MODES:
+        raise InputError(f'label map {path} has mode {img.mode}; expected a single-channel '
+                         f'image of class indices ({", ".join(LABEL_MODES)})')
+    return np.array(img), img
+
+
+def write_label_map(labels: np.ndarray, like: Image.Image, path: str) -> None:
+    """Write ``labels`` atomically with the mode (and palette) of the image ``like``."""
+    out = Image.fromarray(labels.astype(np.array(like).dtype))
+    if like.mode == 'P':
+        out.putpalette(like.getpalette())  # 'L' -> 'P', values kept as palette indices
+    with atomic_write(path, suffix='.png') as tmp:
+        out.save(tmp, format='PNG')
+
+
+def _refine_one(refiner, stem, pred_path, img_path, args) -> None:
+    from mmseg_refiner.apis import refine_label_map
+    labels, like = read_label_map(pred_path)
+    refined = refine_label_map(refiner, img_path, labels, ignore_index=args.ignore_index,
+                               classes=args.classes, mode=args.mode, steps=args.steps,
+                               seed=args.seed)
+    write_label_map(refined, like, osp.join(args.out, f'{stem}.png'))
+
+
+def run(args) -> int:
+    pairs, unpaired = pair_by_stem(args.pred_dir, args.img_dir, 'label map', 'image')
+    for stem in unpaired:
+        print(f'warning: no image for label map {stem}, skipped', file=sys.stderr)
+    todo = [p for p in pairs
+            if args.overwrite or not osp.isfile(osp.join(args.out, f'{p[0]}.png'))]
+    if len(todo) < len(pairs):
+        print(f'{len(pairs) - len(todo)} of {len(pairs)} already done in {args.out}, skipped')
+    if not todo:
+        return 0
+    refiner = build_refiner(args)
+    failed, start = [], time.perf_counter()
+    for stem, pred_path, img_path in tqdm(todo, desc='refine-semantic', unit='img',
+                                          file=sys.stdout, disable=len(todo) < 2):
+        try:
+            _refine_one(refiner, stem, pred_path, img_path, args)
+        except (ValueError, OSError) as exc:  # InputError is a ValueError
+            failed.append(stem)
+            print(f'error: {stem}: {exc}', file=sys.stderr)
+    print(f'refined {len(todo) - len(failed)} label map(s) in '
+          f'{time.perf_counter() - start:.1f} s -> {args.out}')
+    return 1 if failed else 0

@@ -1,0 +1,106 @@
+"""GenerateCoarseMask: online synthesis of the refiner's coarse input from the ground truth."""
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mmseg_refiner.datasets.coarse_synthesis import DEGRADATIONS, mask_iou, synthesize_coarse
+from mmseg_refiner.registry import TRANSFORMS
+from .rng import SampleRNG
+
+DEFAULT_MODE_PROBS = dict(reference=0.6, lowres=0.1, polygon=0.1, blur=0.1, holes_islands=0.1)
+
+
+@TRANSFORMS.register_module()
+class GenerateCoarseMask(BaseTransform):
+    """Make a coarse mask from the ground truth with an IoU in a target range.
+
+    Per sample: an IoU target is drawn uniformly from ``iou_range``, a mode from
+    ``mode_probs`` (the reference's boundary modification, or one of the degradations
+    ``lowres`` / ``polygon`` / ``blur`` / ``holes_islands``), then random dilate/erode rounds
+    run until the IoU is below the target (see
+    :func:`~mmseg_refiner.datasets.coarse_synthesis.synthesize_coarse`). The reference uses
+    one target, 0.8 (``iou_range=(0.8, 0.8)``: no lower bound), on full images; place this transform after the crop
+    so it works on 256x256 arrays (fast).
+
+    Required Keys:
+
+    - ``src_key`` (np.uint8 (H, W) 0/1; default 'gt_mask')
+
+    Added Keys:
+
+    - ``dst_key`` (np.uint8 (H, W) 0/1; default 'coarse_mask')
+    - coarse_iou (float), coarse_mode (str)
+
+    Args:
+        iou_range (tuple[float, float]): Range of the per-sample IoU target.
+            Defaults to (0.6, 0.9).
+        mode_probs (dict[str, float]): Mode -> weight (normalized). Defaults to
+            ``DEFAULT_MODE_PROBS``.
+        mode_kwargs (dict[str, dict], optional): Mode -> kwargs of its degradation function.
+        boundary_modify (bool): Contour modification in 'reference' mode. Defaults to True.
+        max_rounds (int): Perturbation rounds. Defaults to 250.
+        kernel_range (tuple[int, int]): Dilate/erode kernel sizes. Defaults to (3, 9).
+        keep_existing (bool): Leave an already present ``dst_key`` (an offline coarse mask)
+            untouched. Defaults to True.
+        src_key (str): Defaults to 'gt_mask'.
+        dst_key (str): Defaults to 'coarse_mask'.
+        seed (int, optional): See :mod:`~mmseg_refiner.datasets.transforms.rng`.
+            Defaults to None (OS entropy).
+        fixed_per_sample (bool): Same coarse mask for a sample at every load (validation).
+            Defaults to False.
+    """
+
+    def __init__(self, iou_range: Sequence[float] = (0.6, 0.9),
+                 mode_probs: Optional[Dict[str, float]] = None,
+                 mode_kwargs: Optional[Dict[str, dict]] = None, boundary_modify: bool = True,
+                 max_rounds: int = 250, kernel_range: Tuple[int, int] = (3, 9),
+                 keep_existing: bool = True, src_key: str = 'gt_mask',
+                 dst_key: str = 'coarse_mask', seed: Optional[int] = None,
+                 fixed_per_sample: bool = False):
+        lo, hi = (float(v) for v in iou_range)
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f'iou_range must satisfy 0 <= low <= high <= 1, got {iou_range}')
+        self.iou_range = (lo, hi)
+        self.modes, self.probs = self._parse_modes(mode_probs or DEFAULT_MODE_PROBS)
+        self.mode_kwargs = mode_kwargs or {}
+        self.boundary_modify = boundary_modify
+        self.perturb_kwargs = dict(max_rounds=max_rounds, kernel_range=tuple(kernel_range))
+        self.keep_existing = keep_existing
+        self.src_key, self.dst_key = src_key, dst_key
+        self.rng = SampleRNG(seed, fixed_per_sample)
+
+    @staticmethod
+    def _parse_modes(mode_probs: Dict[str, float]):
+        unknown = set(mode_probs) - set(DEGRADATIONS)
+        if unknown:
+            raise ValueError(f'unknown mode(s) {sorted(unknown)} in mode_probs; '
+                             f'valid: {DEGRADATIONS}')
+        weights = np.array([float(v) for v in mode_probs.values()])
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f'mode_probs need non-negative weights with a positive sum, '
+                             f'got {mode_probs}')
+        return list(mode_probs), weights / weights.sum()
+
+    def transform(self, results: dict) -> dict:
+        if self.keep_existing and results.get(self.dst_key) is not None:
+            gt = results[self.src_key]
+            results.setdefault('coarse_iou', mask_iou(results[self.dst_key], gt))
+            results.setdefault('coarse_mode', 'offline')
+            return results
+        rng = self.rng(results, 'GenerateCoarseMask')
+        lo, hi = self.iou_range
+        # A degenerate range (lo == hi) is the reference's single target with no lower bound.
+        target, iou_min = (rng.uniform(lo, hi), lo) if hi > lo else (hi, 0.0)
+        mode = self.modes[int(rng.choice(len(self.modes), p=self.probs))]
+        coarse, iou, used = synthesize_coarse(
+            results[self.src_key], rng, iou_target=target, iou_min=iou_min,
+            mode=mode, mode_kwargs=self.mode_kwargs.get(mode), boundary_modify=self.boundary_modify,
+            **self.perturb_kwargs)
+        results[self.dst_key] = coarse
+        results['coarse_iou'], results['coarse_mode'] = float(iou), used
+        return results
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(iou_range={self.iou_range}, '
+                f'modes={dict(zip(self.modes, self.probs.round(3).tolist()))})')

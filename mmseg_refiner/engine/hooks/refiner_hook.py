@@ -1,0 +1,243 @@
+"""SegRefinerHook: refine the masks an mmdet / mmseg model predicts before they are scored."""
+import functools
+import os.path as osp
+import time
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.hooks import Hook
+
+from mmseg_refiner.apis import init_refiner, refine_label_map, refine_masks
+from mmseg_refiner.engine.hooks import adapters
+from mmseg_refiner.inference.strategies import MODES
+from mmseg_refiner.registry import HOOKS
+
+PACKAGE_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _resolve_path(path: Optional[str], name: str) -> Optional[str]:
+    """``path`` as given, or relative to the repository / the installed ``.mim`` folder."""
+    if path is None or osp.isfile(path):
+        return path
+    for root in (osp.dirname(PACKAGE_DIR), osp.join(PACKAGE_DIR, '.mim')):
+        if not osp.isabs(path) and osp.isfile(osp.join(root, path)):
+            return osp.join(root, path)
+    raise FileNotFoundError(f'SegRefinerHook: {name} not found: {path}')
+
+
+@HOOKS.register_module()
+class SegRefinerHook(Hook):
+    """Refine predicted masks with SegRefiner inside the val and test loops.
+
+    In ``before_val`` / ``before_test`` the hook wraps ``val_step`` / ``test_step`` of the
+    object the loop calls (``runner.model``, DDP wrappers included), so every batch's
+    predictions are refined in place before the evaluator (and visualizer) sees them; each
+    rank refines its own batch. ``after_val`` / ``after_test`` restore the methods (an
+    exception inside a step restores them too). The hook holds no refinement logic: it turns
+    ``pred_instances`` (mmdet), ``pred_panoptic_seg`` (mmdet) and ``pred_sem_seg`` (mmseg)
+    into masks / label maps with :mod:`.adapters` and calls :mod:`mmseg_refiner.apis`.
+
+    Note:
+        Instance boxes, scores and labels are kept (all-zero boxes, as SOLO gives, are
+        replaced by the refined masks' boxes); ``seg_logits`` of mmseg are not changed. The
+        image is read from ``metainfo['img_path']``, else taken from the raw batch inputs.
+
+    Args:
+        refiner_config (str | dict, optional): Refiner config file (a path relative to the
+            repository works) or dict. ``None`` uses the config in the checkpoint.
+        refiner_checkpoint (str, optional): Refiner weights. ``None`` with
+            ``refiner_config=None``: the shipped model. Defaults to None.
+        mode (str): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto'.
+        steps (int | list[int], optional): Reverse steps. Defaults to the config's.
+        seed (int, optional): Sampling seed, the same for every image. Defaults to 0.
+        device (str, optional): Refiner device. Defaults to the model's device.
+        area_thr (int, optional): Masks smaller than this (px) are kept as they are.
+            Defaults to the refiner config's ``test_cfg.area_thr``.
+        score_thr (float): Instances scoring below it are not refined. Defaults to 0.
+        max_instances (int, optional): Refine only the K best-scoring instances of an image.
+        classes (Sequence[int | str], optional): Semantic / panoptic classes to refine (ids
+            or names from the dataset's metainfo). Defaults to all.
+        ignore_index (int, optional): Label left untouched. Defaults to the evaluator's or
+            dataset's ``ignore_index`` (mmseg), else 255; for panoptic maps to the void id
+            ``len(metainfo['classes'])``.
+        refine_val (bool): Refine in the val loop. Defaults to True.
+        refine_test (bool): Refine in the test loop. Defaults to True.
+    """
+
+    priority = 'LOW'  # wrap last, after hooks that may replace runner.model
+
+    def __init__(self,
+                 refiner_config: Union[str, dict, None] = None,
+                 refiner_checkpoint: Optional[str] = None,
+                 mode: str = 'auto',
+                 steps=None,
+                 seed: Optional[int] = 0,
+                 device: Optional[str] = None,
+                 area_thr: Optional[int] = None,
+                 score_thr: float = 0.0,
+                 max_instances: Optional[int] = None,
+                 classes: Optional[Sequence[Union[int, str]]] = None,
+                 ignore_index: Optional[int] = None,
+                 refine_val: bool = True,
+                 refine_test: bool = True):
+        assert mode in MODES, f'mode must be one of {MODES}, got {mode!r}'
+        assert max_instances is None or max_instances >= 0, \
+            f'max_instances must be None or >= 0, got {max_instances}'
+        self.refiner_config = refiner_config if isinstance(refiner_config, dict) else \
+            _resolve_path(refiner_config, 'refiner_config')
+        self.refiner_checkpoint = _resolve_path(refiner_checkpoint, 'refiner_checkpoint')
+        self.mode, self.steps, self.seed, self.device = mode, steps, seed, device
+        self.area_thr, self.score_thr, self.max_instances = area_thr, score_thr, max_instances
+        self.classes, self.ignore_index = classes, ignore_index
+        self.refine_val, self.refine_test = refine_val, refine_test
+        self.refiner = None
+        self._patch = None  # (object, method name, its own attribute before or None)
+        self._stats = dict(images=0, predictions=0, seconds=0.0)
+
+    def before_val(self, runner) -> None:
+        """Build the refiner (once) and wrap ``runner.model.val_step``."""
+        if self.refine_val:
+            self._start(runner, runner.val_loop, 'val_step')
+
+    def after_val(self, runner) -> None:
+        """Restore ``val_step`` and log what was refined."""
+        self._finish(runner)
+
+    def before_test(self, runner) -> None:
+        """Build the refiner (once) and wrap ``runner.model.test_step``."""
+        if self.refine_test:
+            self._start(runner, runner.test_loop, 'test_step')
+
+    def after_test(self, runner) -> None:
+        """Restore ``test_step`` and log what was refined."""
+        self._finish(runner)
+
+    def _start(self, runner, loop, step_name: str) -> None:
+        self.restore()
+        self._build_refiner(runner.model)
+        self._read_loop_meta(loop)
+        self._stats = dict(images=0, predictions=0, seconds=0.0)
+        self._wrap(runner.model, step_name)
+
+    def _finish(self, runner) -> None:
+        if self._patch is None:
+            return
+        self.restore()
+        s = self._stats
+        runner.logger.info(f'SegRefinerHook: refined {s["predictions"]} prediction(s) of '
+                           f'{s["images"]} image(s) in {s["seconds"]:.2f} s')
+
+    def _build_refiner(self, model) -> None:
+        if self.refiner is not None:
+            return
+        device = self.device or _model_device(model)
+        options = None if self.area_thr is None else {'test_cfg.area_thr': self.area_thr}
+        self.refiner = init_refiner(self.refiner_config, self.refiner_checkpoint, device,
+                                    options)
+
+    def _read_loop_meta(self, loop) -> None:
+        """Class names, ignore index and panoptic void id from the loop's dataset/evaluator."""
+        dataset = getattr(loop.dataloader, 'dataset', None)
+        names = list((getattr(dataset, 'metainfo', None) or {}).get('classes') or [])
+        self._class_ids = None if self.classes is None else \
+            [_class_id(c, names) for c in self.classes]
+        found = [getattr(m, 'ignore_index', None) for m in getattr(loop.evaluator, 'metrics', [])]
+        found += [getattr(dataset, 'ignore_index', None)]
+        found = [i for i in found if isinstance(i, int)]
+        self._ignore_index = self.ignore_index if self.ignore_index is not None else \
+            (found[0] if found else 255)
+        self._void = self.ignore_index if self.ignore_index is not None else \
+            (len(names) if names else None)
+
+    def _wrap(self, model, step_name: str) -> None:
+        """Replace ``model.<step_name>`` by a function that refines its outputs."""
+        original = getattr(model, step_name)
+
+        @functools.wraps(original)
+        def step(data, *args, **kwargs):
+            try:
+                outputs = original(data, *args, **kwargs)
+                self._refine_batch(outputs, data)
+            except BaseException:
+                self.restore()  # the loop dies with the exception: leave the model clean
+                raise
+            return outputs
+
+        self._patch = (model, step_name, vars(model).get(step_name))
+        setattr(model, step_name, step)
+
+    def restore(self) -> None:
+        """Put back the wrapped method (idempotent)."""
+        if self._patch is None:
+            return
+        model, name, own = self._patch
+        if own is None:
+            delattr(model, name)
+        else:
+            setattr(model, name, own)
+        self._patch = None
+
+    def _refine_batch(self, outputs, data) -> None:
+        start = time.perf_counter()
+        for index, sample in enumerate(outputs):
+            self._refine_sample(sample, data, index)
+        self._stats['images'] += len(outputs)
+        self._stats['seconds'] += time.perf_counter() - start
+
+    def _refine_sample(self, sample, data, index: int) -> None:
+        """Refine every prediction kind of one data sample in place."""
+        try:
+            kinds = adapters.prediction_kinds(sample)
+            shapes = {kind: adapters.prediction_shape(sample, kind) for kind in kinds}
+            image = adapters.sample_image(sample, data, index, next(iter(shapes.values())))
+        except ValueError as exc:
+            path = sample.metainfo.get('img_path', f'batch sample {index}')
+            raise ValueError(f'SegRefinerHook: {path}: {exc}') from exc
+        for kind in kinds:
+            shape = shapes[kind]
+            img = image if image.shape[:2] == shape else \
+                adapters.sample_image(sample, data, index, shape)
+            getattr(self, f'_refine_{kind}')(sample, img)
+
+    def _refine_instances(self, sample, image) -> None:
+        instances = sample.pred_instances
+        index = adapters.select_instances(instances, self.score_thr, self.max_instances)
+        if len(index):
+            masks = adapters.instance_masks(instances)[index]
+            refined = refine_masks(self.refiner, image, masks, self.mode, self.steps, self.seed)
+            adapters.write_instance_masks(instances, refined, index)
+        self._stats['predictions'] += len(index)
+
+    def _refine_panoptic(self, sample, image) -> None:
+        if self._void is None:
+            raise ValueError('SegRefinerHook: the dataset metainfo has no "classes", so the '
+                             'panoptic void id is unknown: set ignore_index in the hook')
+        ids = adapters.label_map(sample.pred_panoptic_seg, 'sem_seg')
+        todo = adapters.panoptic_ids(ids, self._void, self._class_ids)
+        refined = refine_label_map(self.refiner, image, ids, self._void, todo, self.mode,
+                                   self.steps, self.seed)
+        adapters.write_label_map(sample.pred_panoptic_seg, 'sem_seg', refined)
+        self._stats['predictions'] += 1
+
+    def _refine_semantic(self, sample, image) -> None:
+        labels = adapters.label_map(sample.pred_sem_seg, 'data')
+        refined = refine_label_map(self.refiner, image, labels, self._ignore_index,
+                                   self._class_ids, self.mode, self.steps, self.seed)
+        adapters.write_label_map(sample.pred_sem_seg, 'data', refined)
+        self._stats['predictions'] += 1
+
+
+def _model_device(model) -> str:
+    """Device of the first parameter of ``model`` ('cpu' if it has none)."""
+    param = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    return str(param.device) if param is not None else 'cpu'
+
+
+def _class_id(cls: Union[int, str], names: Sequence[str]) -> int:
+    """A class index from an index or a name of the dataset's ``classes``."""
+    if isinstance(cls, str):
+        if cls not in names:
+            raise ValueError(f'SegRefinerHook: class {cls!r} is not in the dataset classes '
+                             f'{list(names)}')
+        return names.index(cls)
+    return int(cls)

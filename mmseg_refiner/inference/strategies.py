@@ -1,0 +1,188 @@
+"""Inference strategies: turn (image, masks) at any size into 256x256 refiner batches and back.
+
+* ``instance``: crop each mask's box (+ ``pad`` px), resize to ``crop_size``, refine in
+  batches, paste back (the reference's COCO test).
+* ``global``: the whole image at ``crop_size`` (first stage of the reference's HR test).
+* ``hr``: a coarse stage around the object, then full-resolution patches where the refiner
+  was unsure, refined with the last step (the reference's BIG/DIS test).
+* label maps: each class as a binary mask, merged back by confidence (:func:`refine_label_map`).
+
+All strategies return per-mask probability maps and fine-probability (confidence) maps at
+the image size; thresholding and the growth guard are applied by :mod:`mmseg_refiner.apis`.
+"""
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import numpy as np
+import torch
+from mmcv.ops import nms
+
+from mmseg_refiner.inference.crops import (Box, crop_resize_image, crop_resize_mask,
+                                           expand_box, mask_to_box, paste_prob)
+
+MODES = ('auto', 'instance', 'global', 'hr')
+
+
+@dataclass
+class StrategyOutput:
+    """Probabilities for N masks of one image.
+
+    Attributes:
+        prob (Tensor): (N, H, W) foreground probability (float32, CPU).
+        fine_prob (Tensor): (N, H, W) confidence in [0, 1].
+        num_calls (Tensor): (N,) U-Net calls spent per mask (patch calls included for hr).
+        refined (Tensor): (N,) bool, False where the mask was returned unchanged.
+    """
+    prob: torch.Tensor
+    fine_prob: torch.Tensor
+    num_calls: torch.Tensor
+    refined: torch.Tensor
+
+
+def _to_batch(refiner, images: List[np.ndarray], masks: List[np.ndarray]):
+    """Stack BGR uint8 crops and 0/1 masks as the refiner's normalized input tensors."""
+    device = refiner.data_preprocessor.mean.device
+    imgs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    coarse = torch.from_numpy(np.stack(masks)).float()[:, None].to(device)
+    return refiner.data_preprocessor.normalize(imgs), coarse
+
+
+def _crop_size(refiner):
+    size = int(refiner.test_cfg['crop_size'])
+    return size, size
+
+
+def choose_mode(refiner, mask: np.ndarray, mode: str) -> str:
+    """Resolve ``mode='auto'``: ``hr`` for objects larger than ``test_cfg['hr_size']``."""
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    if mode != 'auto':
+        return mode
+    box = mask_to_box(mask)
+    if box is None:
+        return 'instance'
+    long_side = max(box[2] - box[0], box[3] - box[1])
+    return 'hr' if long_side > refiner.test_cfg['hr_size'] else 'instance'
+
+
+def refine_boxes(refiner, image: np.ndarray, masks: np.ndarray, boxes: Sequence[Box],
+                 steps=None, generator=None, stop_thr=None) -> StrategyOutput:
+    """Refine ``masks`` (N, H, W) inside ``boxes`` (crop, resize, batch, paste back)."""
+    size = _crop_size(refiner)
+    crops = [crop_resize_image(image, b, size) for b in boxes]
+    coarse = [crop_resize_mask(m, b, size) for m, b in zip(masks, boxes)]
+    imgs, coarse_t = _to_batch(refiner, crops, coarse)
+    out = refiner.refine_batch(imgs, coarse_t, steps=steps, generator=generator,
+                               stop_thr=stop_thr)
+    shape = image.shape[:2]
+    prob = torch.stack([paste_prob(p[0].cpu(), b, shape) for p, b in zip(out.prob, boxes)])
+    fine = torch.stack([paste_prob(p[0].cpu(), b, shape) for p, b in zip(out.fine_prob, boxes)])
+    return StrategyOutput(prob, fine, out.num_calls.cpu(), torch.ones(len(boxes), dtype=bool))
+
+
+def refine_instances(refiner, image: np.ndarray, masks: np.ndarray, steps=None,
+                     generator=None, stop_thr=None) -> StrategyOutput:
+    """The ``instance`` strategy for N bool masks (N, H, W) of one BGR image.
+
+    Masks smaller than ``test_cfg['area_thr']`` (and empty ones) come back unchanged.
+    """
+    n, shape = masks.shape[0], image.shape[:2]
+    prob = torch.from_numpy(masks.astype(np.float32))
+    fine = torch.zeros_like(prob)
+    calls, refined = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
+    areas = masks.reshape(n, -1).sum(1)
+    todo = [i for i in range(n) if areas[i] >= max(1, refiner.test_cfg['area_thr'])]
+    if todo:
+        boxes = [expand_box(mask_to_box(masks[i]), refiner.test_cfg['pad'], shape)
+                 for i in todo]
+        out = refine_boxes(refiner, image, masks[todo], boxes, steps, generator, stop_thr)
+        prob[todo], fine[todo] = out.prob, out.fine_prob
+        calls[todo], refined[todo] = out.num_calls, True
+    return StrategyOutput(prob, fine, calls, refined)
+
+
+def refine_global(refiner, image: np.ndarray, masks: np.ndarray, steps=None, generator=None,
+                  stop_thr=None) -> StrategyOutput:
+    """The ``global`` strategy: the whole image at the working size, for each mask."""
+    h, w = image.shape[:2]
+    return refine_boxes(refiner, image, masks, [(0, 0, w, h)] * masks.shape[0], steps,
+                        generator, stop_thr)
+
+
+def refine_hr(refiner, image: np.ndarray, masks: np.ndarray, steps=None, generator=None,
+              stop_thr=None) -> StrategyOutput:
+    """The ``hr`` strategy: coarse stage around the object + full-resolution local patches.
+
+    Stage 1 refines the padded object crop at the working size with all steps but the last
+    (the reference: t = T-1 .. 1 on the whole image). Stage 2 picks patch centres where the
+    fine probability is below ``hr_fine_thr`` x its maximum, keeps a set by NMS (IoU
+    ``hr_nms_iou``) scored by uncertainty, and refines the patches that hold both
+    foreground and background with the last step (t = 0) at full resolution; overlapping
+    patches are averaged and pasted over the stage-1 result.
+    """
+    n, shape = masks.shape[0], image.shape[:2]
+    cfg = refiner.test_cfg
+    all_steps = refiner.sampler.timesteps(cfg['steps'] if steps is None else steps)
+    coarse_steps = all_steps[:-1] if len(all_steps) > 1 else all_steps
+    out = refine_instances(refiner, image, masks, coarse_steps, generator, stop_thr)
+    for i in range(n):
+        if not out.refined[i]:
+            continue
+        p, calls = _refine_patches(refiner, image, out.prob[i], out.fine_prob[i],
+                                   [all_steps[-1]], generator)
+        out.prob[i], out.num_calls[i] = p, out.num_calls[i] + calls
+    return out
+
+
+def _patch_boxes(fine_prob: torch.Tensor, size: int, cfg: dict) -> List[Box]:
+    """Centres of uncertain pixels -> NMS-selected patch boxes inside the image."""
+    h, w = fine_prob.shape
+    if h < size or w < size:
+        return []
+    uncertain = fine_prob < cfg['hr_fine_thr'] * fine_prob.max()
+    ys, xs = torch.nonzero(uncertain, as_tuple=True)
+    if len(ys) == 0:
+        return []
+    stride = max(1, len(ys) // 4096)  # subsample candidates; NMS keeps few anyway
+    ys, xs = ys[::stride], xs[::stride]
+    x0 = (xs - size // 2).clamp(0, w - size).float()
+    y0 = (ys - size // 2).clamp(0, h - size).float()
+    boxes = torch.stack([x0, y0, x0 + size, y0 + size], 1)
+    scores = 1 - fine_prob[ys, xs]
+    _, keep = nms(boxes, scores.float(), cfg['hr_nms_iou'])
+    return [tuple(int(v) for v in boxes[k]) for k in keep[:cfg['hr_max_patches']]]
+
+
+def _refine_patches(refiner, image, prob, fine_prob, last_step, generator):
+    """Refine full-resolution patches of one mask; returns (prob (H, W), U-Net calls)."""
+    size = _crop_size(refiner)[0]
+    mask = (prob >= refiner.test_cfg['mask_thr']).numpy()
+    boxes = [b for b in _patch_boxes(fine_prob, size, refiner.test_cfg)
+             if 0 < mask[b[1]:b[3], b[0]:b[2]].sum() < size * size]
+    if not boxes:
+        return prob, 0
+    crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+    coarse = [mask[y0:y1, x0:x1].astype(np.uint8) for x0, y0, x1, y1 in boxes]
+    imgs, coarse_t = _to_batch(refiner, crops, coarse)
+    out = refiner.refine_batch(imgs, coarse_t, steps=last_step, generator=generator)
+    acc, cnt = torch.zeros_like(prob), torch.zeros_like(prob)
+    for (x0, y0, x1, y1), p in zip(boxes, out.prob):
+        acc[y0:y1, x0:x1] += p[0].cpu()
+        cnt[y0:y1, x0:x1] += 1
+    covered = cnt > 0
+    prob = prob.clone()
+    prob[covered] = acc[covered] / cnt[covered]
+    return prob, 1
+
+
+def run_strategy(refiner, mode: str, image: np.ndarray, masks: np.ndarray, steps=None,
+                 generator=None, stop_thr=None) -> StrategyOutput:
+    """Dispatch to a strategy by name (``'global'`` is a Python keyword-safe alias)."""
+    fn = {'instance': refine_instances, 'global': refine_global, 'hr': refine_hr}[mode]
+    return fn(refiner, image, masks, steps=steps, generator=generator, stop_thr=stop_thr)
+
+
+def merge_probs(masks_prob: torch.Tensor, thr: float) -> torch.Tensor:
+    """Index of the most probable of (N, H, W) maps per pixel; -1 where none reaches ``thr``."""
+    best, idx = masks_prob.max(0)
+    return torch.where(best >= thr, idx, torch.full_like(idx, -1))

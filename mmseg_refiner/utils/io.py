@@ -1,0 +1,119 @@
+"""Image / mask IO with clear errors and atomic writes (mmcv image IO underneath)."""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+from typing import Union
+
+import mmcv
+import numpy as np
+
+
+class InputError(ValueError):
+    """A user-supplied file or array is unusable; the message names it and the problem."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, suffix: str = None):
+    """Yield a temporary path next to ``path``; move it into place only on success.
+
+    Readers never see a half-written file, and an interrupted job leaves no truncated
+    output that a resumed run would skip.
+    """
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    suffix = suffix if suffix is not None else osp.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=osp.dirname(path))
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.ndarray:
+    """Read a colour image (BGR uint8 HxWx3) or validate an array, with readable errors.
+
+    Grey images are expanded to 3 channels and alpha is dropped; 16-bit or float arrays are
+    refused rather than silently rescaled.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        path = str(image)
+        if not osp.isfile(path):
+            raise InputError(f'{name} file not found: {path}')
+        try:
+            arr = mmcv.imread(path, flag='color', channel_order='bgr')
+        except Exception as exc:  # mmcv/cv2 raise various types for corrupt files
+            raise InputError(f'{name} file {path} could not be decoded: {exc}') from exc
+        if arr is None or arr.size == 0:
+            raise InputError(f'{name} file {path} could not be decoded as an image')
+        return arr
+    if not isinstance(image, np.ndarray):
+        raise InputError(f'{name} must be a file path or a numpy array, got {type(image)}')
+    arr = image
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f'{name} array must be HxW, HxWx3 or HxWx4, got shape {image.shape}')
+    if arr.dtype != np.uint8:
+        raise InputError(f'{name} array must be uint8 (0-255, BGR), got dtype {arr.dtype}')
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f'{name} array is empty: shape {image.shape}')
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def _binarize(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f'{name} has unsupported dtype {arr.dtype}')
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise InputError(f'{name} contains NaN or infinite values')
+    vmax = arr.max() if arr.size else 0
+    # 0/1 masks (any dtype) and 0..255 masks are both accepted; threshold at half range.
+    thr = 0.5 if vmax <= 1 else 127
+    return arr > thr
+
+
+def maskread_checked(mask: Union[str, np.ndarray], name: str = 'mask') -> np.ndarray:
+    """Read a binary mask (file or array: bool, 0/1 or 0-255) as a bool HxW array.
+
+    Colour mask files are reduced to their maximum over channels (any non-black pixel is
+    foreground in palette/RGB exports).
+    """
+    if isinstance(mask, (str, os.PathLike)):
+        path = str(mask)
+        if not osp.isfile(path):
+            raise InputError(f'{name} file not found: {path}')
+        try:
+            arr = mmcv.imread(path, flag='unchanged')
+        except Exception as exc:
+            raise InputError(f'{name} file {path} could not be decoded: {exc}') from exc
+        if arr is None or arr.size == 0:
+            raise InputError(f'{name} file {path} could not be decoded as an image')
+        if arr.ndim == 3:
+            arr = arr[..., :3].max(axis=2)
+        return _binarize(arr, f'{name} file {path}')
+    if not isinstance(mask, np.ndarray):
+        raise InputError(f'{name} must be a file path or a numpy array, got {type(mask)}')
+    arr = np.squeeze(mask) if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[-1]) else mask
+    if arr.ndim != 2:
+        raise InputError(f'{name} array must be HxW, got shape {mask.shape}')
+    return _binarize(arr, f'{name} array')
+
+
+def maskwrite_atomic(mask: np.ndarray, path: str) -> None:
+    """Write a bool/0-1 mask as an 8-bit 0/255 PNG, atomically."""
+    img = (np.asarray(mask) > 0).astype(np.uint8) * 255
+    with atomic_write(path) as tmp:
+        if not mmcv.imwrite(img, tmp, auto_mkdir=True):
+            raise OSError(f'could not write mask {path}')
+
+
+def imwrite_atomic(img: np.ndarray, path: str) -> None:
+    """Write an image atomically (format from ``path``'s extension)."""
+    with atomic_write(path) as tmp:
+        if not mmcv.imwrite(img, tmp, auto_mkdir=True):
+            raise OSError(f'could not write image {path}')

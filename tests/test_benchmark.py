@@ -1,0 +1,148 @@
+"""Tests of mmseg_refiner.benchmark (speed and quality) on a tiny refiner and tiny images."""
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mmseg_refiner import benchmark as bm
+from mmseg_refiner.cli import main as cli_main
+from mmseg_refiner.evaluation import mask_iou, score_masks
+
+TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                       'segrefiner', 'segrefiner_tiny.py')
+
+
+def _ellipse(h, w, seed):
+    rng = np.random.default_rng(seed)
+    m = np.zeros((h, w), np.uint8)
+    cx, cy = int(rng.integers(w // 3, 2 * w // 3)), int(rng.integers(h // 3, 2 * h // 3))
+    cv2.ellipse(m, (cx, cy), (w // 4, h // 4), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    cv2.circle(m, (cx + w // 5, cy - h // 6), h // 8, 1, -1)
+    return m
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / 'data'
+    (root / 'images').mkdir(parents=True)
+    (root / 'masks').mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        gt = _ellipse(48, 64, i)
+        img = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+        img[gt > 0] += 150
+        cv2.imwrite(str(root / 'images' / f'im{i}.jpg'), img)
+        cv2.imwrite(str(root / 'masks' / f'im{i}.png'), gt * 255)
+    (root / 'val.txt').write_text('im2\nim0\n')
+    return str(root)
+
+
+# ---------------------------------------------------------------- coarse masks
+@pytest.mark.parametrize('kind', bm.COARSE_KINDS)
+def test_coarse_masks_are_deterministic_and_coarse(kind):
+    gt = _ellipse(96, 128, 0) > 0
+    a = bm.make_coarse(gt, kind, seed=0, sample_id='x')
+    b = bm.make_coarse(gt, kind, seed=0, sample_id='x')
+    assert a.dtype == bool and a.shape == gt.shape
+    assert np.array_equal(a, b)
+    assert 0.5 < mask_iou(a, gt) < 0.995
+
+
+def test_coarse_kind_is_validated():
+    with pytest.raises(ValueError, match='unknown coarse kind'):
+        bm.make_coarse(np.ones((8, 8), bool), 'blurry')
+
+
+# ---------------------------------------------------------------- speed
+def test_count_flops_of_a_conv():
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    assert bm.count_flops(conv, torch.zeros(1, 1, 8, 8)) == 2 * 9 * 64
+
+
+def test_unet_speed_rows(tiny_refiner):
+    rows = bm.unet_speed(tiny_refiner.backbone, sizes=(32, ), batches=(1, 2),
+                         dtypes=('fp32', 'bf16'), iters=1, warmup=0)
+    assert [(r['batch'], r['dtype']) for r in rows] == [(1, 'fp32'), (1, 'bf16'), (2, 'fp32'),
+                                                        (2, 'bf16')]
+    assert rows[0]['gflop'] == rows[1]['gflop'] > 0
+    assert rows[2]['gflop'] == pytest.approx(2 * rows[0]['gflop'])
+    assert all(r['ms'] > 0 and r['gflops_per_s'] > 0 and r['peak_rss_mb'] > 0 for r in rows)
+
+
+def test_end_to_end_speed_counts_unet_calls(tiny_refiner):
+    rows = bm.end_to_end_speed(tiny_refiner, modes=('instance', 'global'), image_size=(40, 44),
+                               iters=1, warmup=0)
+    steps = tiny_refiner.sampler.num_timesteps
+    assert [r['mode'] for r in rows] == ['instance', 'global']
+    assert all(r['unet_calls'] == steps and r['unet_samples'] == steps for r in rows)
+    assert all(0 < r['unet_ms_in_run'] <= r['ms'] * 1.5 for r in rows)
+
+
+def test_speed_command_writes_reports(tmp_path):
+    out = tmp_path / 'speed'
+    rc = cli_main(['benchmark', 'speed', '--config', TINY_CONFIG, '--sizes', '32',
+                   '--batches', '1', '--dtypes', 'fp32', '--iters', '1', '--modes', 'instance',
+                   '--e2e-size', '40', '40', '--out', str(out)])
+    assert rc == 0
+    report = json.load(open(out / 'speed.json'))
+    assert len(report['unet']) == 1 and report['end_to_end'][0]['mode'] == 'instance'
+    assert 'GFLOP/s' in (out / 'speed.md').read_text()
+
+
+# ---------------------------------------------------------------- quality
+def test_list_pairs_uses_the_split(dataset):
+    pairs = bm.list_pairs(dataset, 'val.txt')
+    assert [p[0] for p in pairs] == ['im2', 'im0']
+    assert [p[0] for p in bm.list_pairs(dataset, limit=2)] == ['im0', 'im1']
+    with pytest.raises(ValueError, match='split file not found'):
+        bm.list_pairs(dataset, 'test.txt')
+
+
+def test_coarse_only_quality_matches_the_functions(dataset, tmp_path):
+    out = tmp_path / 'q'
+    rc = bm.main(['quality', '--root', dataset, '--split', 'val.txt', '--coarse-only',
+                  '--out', str(out), '--no-progress'])
+    assert rc == 0
+    rows = json.load(open(out / 'quality.json'))['rows']
+    assert [r['kind'] for r in rows] == list(bm.COARSE_KINDS)
+    for row in rows:
+        scores = []
+        for sid in ('im2', 'im0'):
+            gt = cv2.imread(osp.join(dataset, 'masks', f'{sid}.png'), 0) > 127
+            scores.append(score_masks(bm.make_coarse(gt, row['kind'], 0, sid), gt))
+        assert row['num_images'] == 2
+        assert row['coarse_IoU'] == pytest.approx(np.mean([s['IoU'] for s in scores]))
+        assert row['coarse_BIoU'] == pytest.approx(np.mean([s['BIoU'] for s in scores]))
+    assert '| lowres |' in (out / 'quality.md').read_text()
+
+
+def test_quality_sweep_is_resumable(dataset, tmp_path):
+    out = tmp_path / 'q'
+    args = ['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG, '--kinds',
+            'lowres', 'polygon', '--steps', '1', '3', '--mode', 'instance', '--out', str(out)]
+    assert cli_main(args) == 0
+    first = json.load(open(out / 'quality.json'))['rows']
+    assert [(r['kind'], r['steps']) for r in first] == [('lowres', 1), ('lowres', 3),
+                                                        ('polygon', 1), ('polygon', 3)]
+    assert first[0]['mean_unet_calls'] == 1 and first[1]['mean_unet_calls'] == 3
+    assert 0 <= first[0]['worse_2pt_share'] <= 1
+    assert osp.getsize(out / 'quality_vs_steps.png') > 0
+    cache = out / 'cache.jsonl'
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 3 * 2 * (1 + 2)  # images x kinds x (coarse + 2 step counts)
+    # Interrupted run: keep a prefix and a torn line; the rerun completes it identically.
+    cache.write_text('\n'.join(lines[:7]) + '\n{"key": "refined|tor')
+    assert cli_main(args) == 0
+    assert len(cache.read_text().splitlines()) == 7 + 1 + (len(lines) - 7)
+    again = json.load(open(out / 'quality.json'))['rows']
+    for a, b in zip(first, again):
+        for key in a:
+            if key != 'mean_seconds':
+                assert a[key] == b[key], key
+    # A finished run does no work.
+    size = osp.getsize(cache)
+    assert cli_main(args) == 0
+    assert osp.getsize(cache) == size

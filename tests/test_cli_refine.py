@@ -1,0 +1,70 @@
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from mmseg_refiner.cli import main
+
+from conftest import TINY_CONFIG, make_blob_sample
+
+
+@pytest.fixture
+def folders(tmp_path):
+    img_dir, mask_dir = tmp_path / 'images', tmp_path / 'masks'
+    for i in range(2):
+        img, _, coarse = make_blob_sample(seed=i)
+        mmcv.imwrite(img, str(img_dir / f's{i}.jpg'))
+        mmcv.imwrite(coarse.astype(np.uint8) * 255, str(mask_dir / f's{i}.png'))
+    mmcv.imwrite(img, str(img_dir / 'orphan.jpg'))
+    return img_dir, mask_dir
+
+
+@pytest.fixture
+def ckpt(tmp_path, tiny_refiner):
+    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
+    path = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': tiny_refiner.state_dict()}, path)
+    return path
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(['--help'])
+    assert exc.value.code == 0
+    assert 'refine' in capsys.readouterr().out
+
+
+def test_refine_folders_vis_confidence_and_resume(tmp_path, folders, ckpt, capsys):
+    img_dir, mask_dir = folders
+    out = tmp_path / 'out'
+    args = [str(img_dir), str(mask_dir), '--out', str(out), '--config', TINY_CONFIG,
+            '--checkpoint', ckpt, '--vis', '--confidence']
+    assert main(['refine'] + args) == 0
+    for stem in ('s0', 's1'):
+        mask = mmcv.imread(str(out / f'{stem}.png'), flag='unchanged')
+        assert mask.shape == (60, 80) and set(np.unique(mask)) <= {0, 255}
+        assert osp.isfile(out / f'{stem}_vis.png') and osp.isfile(out / f'{stem}_conf.png')
+    assert 'orphan' in capsys.readouterr().err  # unpaired image reported
+    stamp = osp.getmtime(out / 's0.png')
+    assert main(['refine'] + args) == 0
+    assert osp.getmtime(out / 's0.png') == stamp
+    assert '2 of 2 already done' in capsys.readouterr().out
+    assert not [f for f in out.iterdir() if f.name.startswith('.tmp-')]
+
+
+def test_refine_single_files_and_errors(tmp_path, folders, ckpt, capsys):
+    img_dir, mask_dir = folders
+    out = tmp_path / 'single'
+    assert main(['refine', str(img_dir / 's0.jpg'), str(mask_dir / 's0.png'), '--out', str(out),
+                 '--config', TINY_CONFIG, '--checkpoint', ckpt]) == 0
+    assert osp.isfile(out / 's0.png')
+    assert main(['refine', str(img_dir / 's0.jpg'), str(tmp_path / 'nope.png'), '--out',
+                 str(out)]) == 1
+    assert 'nope.png' in capsys.readouterr().err
+    small = tmp_path / 'small'
+    mmcv.imwrite(np.zeros((10, 10), np.uint8), str(small / 's0.png'))
+    assert main(['refine', str(img_dir / 's0.jpg'), str(small / 's0.png'), '--out',
+                 str(tmp_path / 'o2'), '--config', TINY_CONFIG, '--checkpoint', ckpt]) == 1
+    assert 'does not match the image size' in capsys.readouterr().err

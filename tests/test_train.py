@@ -1,0 +1,132 @@
+"""End-to-end training through tools/train.py (subprocesses): checkpoint, DDP, resume, AMP."""
+import os
+import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+TINY_CFG = osp.join(REPO, 'tests', 'data', 'segrefiner_tiny_folder.py')
+
+
+def _write_split(root, n, seed):
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'images'))
+    os.makedirs(osp.join(root, 'masks'))
+    for i in range(n):
+        img = rng.integers(0, 80, (40, 48, 3), dtype=np.uint8)
+        mask = np.zeros((40, 48), np.uint8)
+        cv2.ellipse(mask, (24, 20), (int(rng.integers(8, 16)), int(rng.integers(6, 12))),
+                    float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        img[mask > 0] = (40, 200, 220)
+        cv2.imwrite(osp.join(root, 'images', f'{i}.jpg'), img)
+        cv2.imwrite(osp.join(root, 'masks', f'{i}.png'), mask)
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('refiner_data'))
+    _write_split(osp.join(root, 'train'), 6, seed=0)
+    _write_split(osp.join(root, 'val'), 2, seed=1)
+    return root
+
+
+def _env(data_root):
+    env = dict(os.environ, REFINER_DATA_ROOT=data_root, OMP_NUM_THREADS='1',
+               PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return env
+
+
+def _train(data_root, work_dir, *extra, timeout=300):
+    cmd = [sys.executable, TRAIN, TINY_CFG, '--work-dir', work_dir, *extra]
+    proc = subprocess.run(cmd, env=_env(data_root), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def _ckpt_iter(path):
+    return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
+
+
+def test_train_two_iterations_checkpoint_loads(data_root, tmp_path):
+    work = str(tmp_path / 'work')
+    log = _train(data_root, work)
+    ckpt = osp.join(work, 'iter_2.pth')
+    assert osp.isfile(ckpt), os.listdir(work)
+    assert 'refiner/mBA' in log and 'loss_texture' in log
+    assert [f for f in os.listdir(work) if f.startswith('best_refiner_mBA')]
+    from mmseg_refiner.apis import init_refiner
+    model = init_refiner(TINY_CFG, ckpt)
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
+    for key, value in model.state_dict().items():
+        assert torch.equal(value.cpu(), state[key]), key
+
+
+def test_train_amp_bf16_on_cpu(data_root, tmp_path):
+    work = str(tmp_path / 'amp')
+    log = _train(data_root, work, '--amp', '--cfg-options', 'train_cfg.max_iters=1',
+                 'train_cfg.val_interval=10')
+    if not torch.cuda.is_available():
+        assert 'AutocastOptimWrapper' in open(
+            [osp.join(work, f) for f in os.listdir(work) if f.endswith('.py')][0]).read()
+    assert osp.isfile(osp.join(work, 'iter_1.pth')), log[-2000:]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_cpu_ddp(data_root, tmp_path):
+    work = str(tmp_path / 'ddp')
+    env = dict(_env(data_root), PYTHON=sys.executable, PORT=str(_free_port()))
+    cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), TINY_CFG, '2', '--work-dir', work]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert osp.isfile(osp.join(work, 'iter_2.pth')), os.listdir(work)
+    assert 'world_size: 2' in out or 'Distributed launcher: pytorch' in out
+
+
+def _wait_for_checkpoint(proc, work, timeout=240):
+    last = osp.join(work, 'last_checkpoint')
+    start = time.time()
+    while time.time() - start < timeout:
+        if osp.isfile(last) and open(last).read().strip():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f'training ended before a checkpoint: {proc.stdout.read()}')
+        time.sleep(0.2)
+    raise AssertionError('no checkpoint within the timeout')
+
+
+def test_killed_run_resumes_to_max_iters(data_root, tmp_path):
+    work = str(tmp_path / 'resume')
+    cmd = [sys.executable, TRAIN, TINY_CFG, '--work-dir', work, '--cfg-options',
+           'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000']
+    proc = subprocess.Popen(cmd, env=_env(data_root), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for_checkpoint(proc, work)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    done = _ckpt_iter(open(osp.join(work, 'last_checkpoint')).read().strip())
+    assert done >= 1
+    target = done + 2
+    log = _train(data_root, work, '--resume', '--cfg-options', f'train_cfg.max_iters={target}',
+                 'train_cfg.val_interval=100000')
+    assert f'resumed epoch: 0, iter: {done}' in log, log[-3000:]
+    final = osp.join(work, f'iter_{target}.pth')
+    assert osp.isfile(final) and _ckpt_iter(final) == target
+    assert not osp.exists(osp.join(work, f'iter_{target + 1}.pth'))

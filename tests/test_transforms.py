@@ -1,0 +1,232 @@
+"""Transforms: coarse-mask synthesis (IoU range, seeds), crop, flip, loading and packing."""
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, degrade_holes_islands,
+                                                     degrade_polygon, mask_iou, modify_boundary,
+                                                     synthesize_coarse)
+from mmseg_refiner.datasets.transforms import (CropAroundObject, GenerateCoarseMask,
+                                               LoadImageAndMask, LoadMaskFromFile,
+                                               PackRefinerInputs, RefinerRandomFlip)
+from mmseg_refiner.registry import TRANSFORMS
+from mmseg_refiner.utils.io import InputError
+
+
+def _blob(h=64, w=64, seed=0):
+    """A (h, w) uint8 0/1 mask: an ellipse plus a random rectangle, a crude 'object'."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, h // 2), (w // 4, h // 3), float(rng.uniform(0, 180)), 0, 360,
+                1, -1)
+    x, y = int(rng.integers(4, w // 2)), int(rng.integers(4, h // 2))
+    mask[y:y + h // 4, x:x + w // 5] = 1
+    return mask
+
+
+def _results(h=64, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    gt = _blob(h, w, seed)
+    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    return dict(img=img, gt_mask=gt, img_path=f'img{seed}.jpg', img_shape=(h, w),
+                ori_shape=(h, w))
+
+
+@pytest.mark.parametrize('mode', DEGRADATIONS)
+def test_synthesize_hits_range_every_mode(mode):
+    for seed in range(3):
+        gt = _blob(seed=seed)
+        coarse, iou, used = synthesize_coarse(gt, np.random.default_rng(seed), iou_target=0.85,
+                                              iou_min=0.65, mode=mode)
+        assert coarse.shape == gt.shape and coarse.dtype == np.uint8
+        assert set(np.unique(coarse)) <= {0, 1}
+        assert 0.65 <= iou < 0.85, (mode, seed, iou)
+        assert iou == pytest.approx(mask_iou(coarse, gt))
+        assert used in DEGRADATIONS
+
+
+def test_synthesize_rejects_unknown_mode_and_handles_empty():
+    with pytest.raises(ValueError, match='unknown coarse-mask mode'):
+        synthesize_coarse(_blob(), np.random.default_rng(0), 0.8, mode='nope')
+    empty = np.zeros((16, 16), np.uint8)
+    coarse, iou, used = synthesize_coarse(empty, np.random.default_rng(0), 0.8)
+    assert not coarse.any() and iou == 1.0 and used == 'empty'
+
+
+def test_modify_boundary_changes_mask_and_fills_holes():
+    gt = _blob()
+    gt[30:34, 30:34] = 0  # a hole: the reference redraws contours filled
+    out = modify_boundary(gt, np.random.default_rng(0))
+    assert out.shape == gt.shape and 0.5 < mask_iou(out, gt) < 1.0
+    assert out[31, 31] == 1
+
+
+def test_polygon_keeps_holes_and_holes_islands_changes_topology():
+    gt = np.zeros((64, 64), np.uint8)
+    gt[8:56, 8:56] = 1
+    gt[24:40, 24:40] = 0
+    poly = degrade_polygon(gt, np.random.default_rng(0), eps_range=(0.01, 0.01))
+    assert poly[32, 32] == 0 and poly[12, 12] == 1
+    out = degrade_holes_islands(gt, np.random.default_rng(1), count_range=(4, 4))
+    assert not np.array_equal(out, gt)
+
+
+def test_generate_coarse_mask_range_and_seed_reproducible():
+    t = GenerateCoarseMask(iou_range=(0.6, 0.9), seed=3, fixed_per_sample=True)
+    ious = []
+    for seed in range(6):
+        out = t(_results(seed=seed))
+        assert 0.6 <= out['coarse_iou'] < 0.9
+        assert out['coarse_iou'] == pytest.approx(mask_iou(out['coarse_mask'], out['gt_mask']))
+        ious.append(out['coarse_iou'])
+        again = GenerateCoarseMask(iou_range=(0.6, 0.9), seed=3, fixed_per_sample=True)
+        np.testing.assert_array_equal(again(_results(seed=seed))['coarse_mask'],
+                                      out['coarse_mask'])
+    assert len(set(np.round(ious, 6))) > 1  # targets are drawn per sample
+
+
+def test_generate_coarse_mask_varies_per_visit_and_by_seed():
+    t = GenerateCoarseMask(seed=0)
+    first, second = t(_results())['coarse_mask'], t(_results())['coarse_mask']
+    assert not np.array_equal(first, second)  # a new draw each epoch
+    replay = GenerateCoarseMask(seed=0)
+    np.testing.assert_array_equal(replay(_results())['coarse_mask'], first)
+    other = GenerateCoarseMask(seed=1)(_results())['coarse_mask']
+    assert not np.array_equal(other, first)
+
+
+def test_generate_coarse_mask_args_and_keep_existing():
+    with pytest.raises(ValueError, match='iou_range'):
+        GenerateCoarseMask(iou_range=(0.9, 0.6))
+    with pytest.raises(ValueError, match='unknown mode'):
+        GenerateCoarseMask(mode_probs=dict(jpeg=1.0))
+    with pytest.raises(ValueError, match='non-negative'):
+        GenerateCoarseMask(mode_probs=dict(lowres=0.0))
+    res = _results()
+    res['coarse_mask'] = np.zeros_like(res['gt_mask'])
+    out = GenerateCoarseMask(seed=0)(res)
+    assert not out['coarse_mask'].any() and out['coarse_mode'] == 'offline'
+    assert out['coarse_iou'] == 0.0
+    only = GenerateCoarseMask(mode_probs=dict(lowres=1.0), seed=0)(_results())
+    assert only['coarse_mode'] in ('lowres', 'reference')
+
+
+def test_generate_coarse_mask_from_registry_with_degenerate_range():
+    t = TRANSFORMS.build(dict(type='GenerateCoarseMask', iou_range=(0.8, 0.8), seed=0))
+    assert t(_results())['coarse_iou'] < 0.8
+
+
+def test_crop_around_object_box_context_and_alignment():
+    res = _results(h=80, w=100)
+    res['gt_mask'][:] = 0
+    res['gt_mask'][20:40, 30:70] = 1
+    res['img'][20:40, 30:70] = 255
+    out = CropAroundObject(size=(32, 48), max_context=0)(res)  # (h, w)
+    assert out['crop_box'] == (30, 20, 70, 40)
+    assert out['img'].shape == (32, 48, 3) and out['gt_mask'].shape == (32, 48)
+    assert out['img_shape'] == (32, 48) and out['gt_mask'].all()
+    assert (out['img'] == 255).all()
+
+    gt = np.zeros((80, 100), np.uint8)
+    gt[20:40, 30:70] = 1
+    out = CropAroundObject(size=32, max_context=10, random=False)(
+        dict(_results(h=80, w=100), gt_mask=gt.copy()))
+    assert out['crop_box'] == (20, 10, 80, 50)
+    crop = CropAroundObject(size=32, max_context=10, seed=0)
+    boxes = {crop(dict(_results(h=80, w=100), gt_mask=gt.copy()))['crop_box']
+             for _ in range(8)}
+    assert len(boxes) > 1  # random context
+    for x0, y0, x1, y1 in boxes:
+        assert 20 <= x0 <= 30 and 10 <= y0 <= 20 and 70 <= x1 <= 80 and 40 <= y1 <= 50
+
+
+def test_crop_context_ratio_clipped_and_empty_mask():
+    res = _results(h=40, w=40)
+    res['gt_mask'][:] = 0
+    res['gt_mask'][0:20, 0:20] = 1
+    out = CropAroundObject(size=16, context_ratio=0.5, random=False)(res)
+    assert out['crop_box'] == (0, 0, 30, 30)
+    res = _results(h=40, w=30)
+    res['gt_mask'][:] = 0
+    out = CropAroundObject(size=16)(res)
+    assert out['crop_box'] == (0, 0, 30, 40) and not out['gt_mask'].any()
+    with pytest.raises(ValueError, match='size'):
+        CropAroundObject(size=(0, 4))
+
+
+def test_random_flip_keeps_image_and_masks_aligned():
+    res = _results()
+    res['coarse_mask'] = res['gt_mask'].copy()
+    res['img'][..., 0] = res['gt_mask'] * 200
+    out = RefinerRandomFlip(prob=1.0, seed=0)(res)
+    assert out['flip'] and out['flip_direction'] == 'horizontal'
+    np.testing.assert_array_equal(out['img'][..., 0], out['gt_mask'] * 200)
+    np.testing.assert_array_equal(out['gt_mask'], _blob()[:, ::-1])
+    np.testing.assert_array_equal(out['coarse_mask'], out['gt_mask'])
+    assert not RefinerRandomFlip(prob=0.0)(_results())['flip']
+    with pytest.raises(ValueError, match='direction'):
+        RefinerRandomFlip(direction='diagonal')
+
+
+def test_pack_refiner_inputs_contract():
+    res = GenerateCoarseMask(seed=0)(_results(h=32, w=40))
+    res['sample_id'] = 'x'
+    packed = PackRefinerInputs()(res)
+    inputs, sample = packed['inputs'], packed['data_samples']
+    assert inputs.dtype == torch.uint8 and inputs.shape == (3, 32, 40)
+    assert torch.equal(inputs.permute(1, 2, 0), torch.from_numpy(res['img']))
+    for key in ('gt_mask', 'coarse_mask'):
+        data = getattr(sample, key).data
+        assert data.shape == (1, 32, 40) and data.dtype == torch.uint8
+        assert set(data.unique().tolist()) <= {0, 1}
+    assert sample.sample_id == 'x' and sample.img_path == 'img0.jpg'
+    res.pop('coarse_mask')
+    with pytest.raises(KeyError, match='GenerateCoarseMask'):
+        PackRefinerInputs()(res)
+    res['coarse_mask'] = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match='coarse_mask has shape'):
+        PackRefinerInputs()(res)
+
+
+def _write_pair(tmp_path, img_hw=(24, 32), mask_hw=(24, 32)):
+    img = np.full(img_hw + (3, ), 100, np.uint8)
+    mask = np.zeros(mask_hw, np.uint8)
+    mask[4:12, 4:20] = 255
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    cv2.imwrite(str(tmp_path / 'a_mask.png'), mask)
+    return str(tmp_path / 'a.png'), str(tmp_path / 'a_mask.png')
+
+
+def test_load_image_and_mask_and_size_mismatch(tmp_path):
+    img_path, mask_path = _write_pair(tmp_path)
+    out = LoadImageAndMask()(dict(img_path=img_path, mask_path=mask_path))
+    assert out['img'].shape == (24, 32, 3) and out['gt_mask'].dtype == np.uint8
+    assert out['gt_mask'].sum() == 8 * 16 and out['ori_shape'] == (24, 32)
+    out = LoadMaskFromFile(key='coarse_mask', path_key='mask_path')(dict(out))
+    np.testing.assert_array_equal(out['coarse_mask'], out['gt_mask'])
+
+    img_path, mask_path = _write_pair(tmp_path, mask_hw=(24, 30))
+    with pytest.raises(InputError, match=r'size mismatch.*a_mask\.png.*a\.png'):
+        LoadImageAndMask()(dict(img_path=img_path, mask_path=mask_path))
+    with pytest.raises(InputError, match='not found'):
+        LoadImageAndMask()(dict(img_path=osp.join(tmp_path, 'nope.jpg'), mask_path=mask_path))
+
+
+def test_load_coco_annotation_and_offline_coarse(tmp_path):
+    img_path, mask_path = _write_pair(tmp_path)
+    poly = [[4.0, 4.0, 20.0, 4.0, 20.0, 12.0, 4.0, 12.0]]
+    out = LoadImageAndMask()(dict(img_path=img_path, mask_ann=poly, height=24, width=32))
+    assert out['gt_mask'][5:11, 5:19].all() and not out['gt_mask'][15:].any()
+    with pytest.raises(InputError, match='size mismatch'):
+        LoadImageAndMask()(dict(img_path=img_path, mask_ann=poly, height=20, width=32))
+
+    info = dict(img_path=img_path, mask_path=mask_path, coarse_path=mask_path,
+                expanded_path=mask_path)
+    modes = {LoadImageAndMask(seed=0)(dict(info, sample_id=str(i)))['coarse_mode']
+             for i in range(16)}
+    assert modes == {'offline', 'expanded'}
+    out = LoadImageAndMask(expand_prob=0.0)(dict(info))
+    assert out['coarse_mode'] == 'offline' and out['coarse_mask'].sum() == 8 * 16

@@ -1,0 +1,107 @@
+"""Train a refiner with mmengine's Runner (single process, DDP via torchrun, or slurm).
+
+Examples::
+
+    python tools/train.py configs/segrefiner/segrefiner_small_folder.py --amp
+    python tools/train.py CONFIG --resume                # newest checkpoint in the work dir
+    python tools/train.py CONFIG --resume work_dirs/x/iter_2000.pth
+    bash tools/dist_train.sh CONFIG 2 --amp               # 2 processes (gloo on CPU)
+    mim train mmseg_refiner CONFIG --amp                  # from an installed package
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a SegRefiner model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or (no value) from the newest checkpoint '
+        'in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='mixed precision: AmpOptimWrapper (float16) on CUDA, bfloat16 autocast on CPU')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (e.g. '
+        'train_dataloader.dataset.datasets.0.data_root=/data/people)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (older: --local_rank).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def setup_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mixed precision for the available device."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp works with optim_wrapper type OptimWrapper, got {wrapper}')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Without CUDA: gloo process group, and DDP wrapping the CPU module (no device ids).
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU build of torch
+    lacks, so the process group is created here (the Runner skips an initialized one).
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'CPU training supports --launcher none or pytorch, got {launcher}')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+
+
+def build_cfg(args) -> Config:
+    """Config from file + command line (work dir, resume, amp, launcher)."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        setup_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    setup_cpu_distributed(cfg, args.launcher)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
