@@ -32,7 +32,7 @@ from mmseg_refiner.utils.io import InputError, atomic_write
 
 COARSE_KINDS = ('lowres', 'polygon', 'perturb')
 LOWRES_FACTOR = 8  # 'lowres': area down-sampling x8, bilinear up-sampling, threshold 0.5
-POLYGON_EPS = 0.02  # 'polygon': Douglas-Peucker tolerance, fraction of each contour's length
+POLYGON_EPS = 0.01  # 'polygon': Douglas-Peucker tolerance, fraction of each contour's length
 PERTURB_IOU = 0.8  # 'perturb': the reference training perturbation's IoU target
 METRICS = ('IoU', 'mBA', 'BIoU')
 WORSE_POINTS = 2.0
@@ -87,17 +87,20 @@ def peak_memory_mb(device) -> Dict[str, float]:
 
 
 def time_call(fn: Callable[[], object], device, iters: int = 3, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``iters`` runs after ``warmup`` runs."""
+    """Median wall time of ``fn()`` in seconds over ``iters`` runs after ``warmup`` runs.
+
+    ``iters=0`` only warms up (returns 0).
+    """
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(max(1, iters)):
+    for _ in range(iters):
         _sync(device)
         start = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times) if times else 0.0
 
 
 def count_flops(module: torch.nn.Module, *inputs) -> int:
@@ -138,8 +141,7 @@ def unet_speed(backbone: torch.nn.Module, sizes: Sequence[int] = (128, 256, 512)
         list[dict]: size, batch, dtype, gflop (per forward), ms, ms_per_sample, gflops_per_s,
         peak_rss_mb (and peak_cuda_mb on CUDA).
     """
-    device = next(backbone.parameters()).device
-    rows = []
+    device, rows, iters = next(backbone.parameters()).device, [], max(1, iters)
     for size in sizes:
         for batch in batches:
             x, t = _unet_inputs(backbone, size, batch, device)
@@ -173,31 +175,36 @@ def end_to_end_speed(refiner, modes: Sequence[str] = ('instance', 'global', 'hr'
                      warmup: int = 1, seed: int = 0) -> List[dict]:
     """``refine_mask`` time per mode against (U-Net calls x one U-Net forward).
 
+    The U-Net calls are counted and timed inside the same ``iters`` runs that give the
+    end-to-end time, so ``overhead_ms`` (crop, resize, paste, sampler) is consistent.
+
     Returns:
-        list[dict]: mode, ms (end to end), unet_calls, unet_samples, unet_ms_in_run (time
-        inside the U-Net), calls_x_unet_ms (calls x a separately timed forward of the mean
-        call batch at the crop size), overhead_ms (ms - unet_ms_in_run), peak memory.
+        list[dict] per mode: ms (end to end, mean per run), unet_calls / unet_samples (per
+        run), unet_ms_in_run (time inside the U-Net per run), calls_x_unet_ms (calls x a
+        separately timed forward of the mean call batch at the crop size), overhead_ms
+        (ms - unet_ms_in_run), peak memory.
     """
     from mmseg_refiner.apis import refine_mask
     image, coarse = synthetic_sample(*image_size, seed=seed)
     device = next(refiner.parameters()).device
-    crop = int(refiner.test_cfg['crop_size'])
-    rows = []
+    crop, iters, rows = int(refiner.test_cfg['crop_size']), max(1, iters), []
     for mode in modes:
         def run():
             return refine_mask(refiner, image, coarse, mode=mode, steps=steps, seed=seed)
-        sec = time_call(run, device, iters, warmup)
+        time_call(run, device, iters=0, warmup=warmup)
         with UNetCallCounter(refiner.backbone) as counter:
-            run()
-        batch = max(1, round(counter.samples / max(1, counter.calls)))
-        x, t = _unet_inputs(refiner.backbone, crop, batch, device)
+            sec = sum(time_call(run, device, iters=1, warmup=0) for _ in range(iters)) / iters
+        calls, samples = counter.calls / iters, counter.samples / iters
+        x, t = _unet_inputs(refiner.backbone, crop, max(1, round(samples / max(1, calls))),
+                            device)
         unet_sec = time_call(lambda: _unet_forward(refiner.backbone, x, t, 'fp32'), device,
                              iters, warmup)
         rows.append(dict(mode=mode, height=image_size[0], width=image_size[1], ms=sec * 1e3,
-                         unet_calls=counter.calls, unet_samples=counter.samples,
-                         unet_ms_in_run=counter.seconds * 1e3,
-                         calls_x_unet_ms=counter.calls * unet_sec * 1e3,
-                         overhead_ms=(sec - counter.seconds) * 1e3, **peak_memory_mb(device)))
+                         unet_calls=calls, unet_samples=samples,
+                         unet_ms_in_run=counter.seconds / iters * 1e3,
+                         calls_x_unet_ms=calls * unet_sec * 1e3,
+                         overhead_ms=(sec - counter.seconds / iters) * 1e3,
+                         **peak_memory_mb(device)))
     return rows
 
 
@@ -244,7 +251,7 @@ def make_coarse(gt: np.ndarray, kind: str, seed: int = 0, sample_id: str = '') -
     """A deterministic coarse version of a ground-truth mask.
 
     Kinds: ``lowres`` (x8 area down-sampling, bilinear up-sampling, threshold 0.5),
-    ``polygon`` (Douglas-Peucker simplification of every contour with a tolerance of 2 % of
+    ``polygon`` (Douglas-Peucker simplification of every contour with a tolerance of 1 % of
     its length) and ``perturb`` (the training perturbation of
     :func:`~mmseg_refiner.datasets.coarse_synthesis.synthesize_coarse` in 'reference' mode:
     contour modification then dilate/erode rounds until the IoU drops below 0.8), seeded by
@@ -455,7 +462,7 @@ def speed_markdown(unet_rows: List[dict], e2e_rows: List[dict]) -> str:
                  ('ms_per_sample', 'ms / sample', '.1f'), ('gflops_per_s', 'GFLOP/s', '.1f'),
                  ('peak_rss_mb', 'peak RSS MiB', '.0f'), ('peak_cuda_mb', 'peak CUDA MiB', '.0f')]
     e2e_cols = [('mode', 'mode', ''), ('ms', 'end-to-end ms', '.1f'),
-                ('unet_calls', 'U-Net calls', 'd'), ('unet_samples', 'U-Net samples', 'd'),
+                ('unet_calls', 'U-Net calls', '.1f'), ('unet_samples', 'U-Net samples', '.1f'),
                 ('unet_ms_in_run', 'U-Net ms (in run)', '.1f'),
                 ('calls_x_unet_ms', 'calls x U-Net ms', '.1f'),
                 ('overhead_ms', 'overhead ms', '.1f')]

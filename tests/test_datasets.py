@@ -145,3 +145,102 @@ def test_mask_folder_on_shared_people():
     assert len(ds) == 164
     item = ds[0]
     assert item['inputs'].shape == (3, CROP, CROP)
+
+
+def _write_coco(root, with_images=True):
+    """A 2-image COCO json: a polygon, an RLE, a crowd and a tiny instance."""
+    from pycocotools import mask as mask_utils
+    os.makedirs(osp.join(root, 'imgs'), exist_ok=True)
+    rle_mask = np.zeros((40, 56), np.uint8, order='F')
+    rle_mask[10:30, 20:50] = 1
+    rle = mask_utils.encode(rle_mask)
+    rle['counts'] = rle['counts'].decode('ascii')
+    anns = [
+        dict(id=1, image_id=1, category_id=1, iscrowd=0, area=400.0, bbox=[8, 5, 20, 20],
+             segmentation=[[8, 5, 28, 5, 28, 25, 8, 25]]),
+        dict(id=2, image_id=2, category_id=2, iscrowd=0, area=600.0, bbox=[20, 10, 30, 20],
+             segmentation=rle),
+        dict(id=3, image_id=1, category_id=1, iscrowd=1, area=900.0, bbox=[0, 0, 30, 30],
+             segmentation=[[0, 0, 30, 0, 30, 30, 0, 30]]),
+        dict(id=4, image_id=2, category_id=1, iscrowd=0, area=4.0, bbox=[1, 1, 2, 2],
+             segmentation=[[1, 1, 3, 1, 3, 3, 1, 3]]),
+    ]
+    images = [dict(id=1, file_name='a.jpg', height=40, width=56),
+              dict(id=2, coco_url='http://x/val2017/b.jpg', height=40, width=56)]
+    if with_images:
+        for name, box in (('a.jpg', (8, 5, 28, 25)), ('b.jpg', (20, 10, 50, 30))):
+            img = np.full((40, 56, 3), 90, np.uint8)
+            img[box[1]:box[3], box[0]:box[2]] = (0, 0, 255)
+            cv2.imwrite(osp.join(root, 'imgs', name), img)
+    import json
+    path = osp.join(root, 'ann.json')
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns,
+                       categories=[dict(id=1, name='a'), dict(id=2, name='b')]), f)
+    return path
+
+
+def test_coco_instance_dataset_filters_and_samples(tmp_path):
+    _write_coco(str(tmp_path))
+    cfg = dict(type='CocoInstanceDataset', data_root=str(tmp_path), ann_file='ann.json',
+               data_prefix=dict(img_path='imgs'), min_area=100, pipeline=_pipeline())
+    ds = DATASETS.build(cfg)
+    assert len(ds) == 2  # crowd (3) and tiny (4) skipped
+    assert [ds.get_data_info(i)['sample_id'] for i in range(2)] == ['1', '2']
+    assert ds.get_data_info(1)['img_path'].endswith(osp.join('imgs', 'b.jpg'))  # LVIS url
+    for i in range(2):
+        _check_sample(ds[i])
+    only_b = DATASETS.build(dict(cfg, cat_ids=[2]))
+    assert len(only_b) == 1
+
+
+def test_coco_instance_dataset_errors(tmp_path):
+    _write_coco(str(tmp_path), with_images=False)
+    base = dict(type='CocoInstanceDataset', data_root=str(tmp_path),
+                data_prefix=dict(img_path='imgs'))
+    with pytest.raises(InputError, match='no usable instances'):
+        DATASETS.build(dict(base, ann_file='ann.json', min_area=10000))
+    with pytest.raises(InputError, match='annotation file not found'):
+        DATASETS.build(dict(base, ann_file='missing.json'))
+    (tmp_path / 'bad.json').write_text('{"images": ')
+    with pytest.raises(InputError, match='not a COCO-format'):
+        DATASETS.build(dict(base, ann_file='bad.json'))
+    ds = DATASETS.build(dict(base, ann_file='ann.json', pipeline=_pipeline(), test_mode=True))
+    with pytest.raises(InputError, match=r'image file not found: .*b\.jpg'):
+        ds[0]
+
+
+def test_hr_patch_dataset_object_and_patch_samples(tmp_path):
+    root = _write_folder(str(tmp_path), ['a', 'b'], size=(96, 128))
+    os.makedirs(osp.join(root, 'coarse'))
+    os.makedirs(osp.join(root, 'coarse_expand'))
+    for i in ('a', 'b'):
+        cv2.imwrite(osp.join(root, 'coarse', i + '.png'), np.zeros((96, 128), np.uint8))
+        cv2.imwrite(osp.join(root, 'coarse_expand', i + '.png'), np.zeros((96, 128), np.uint8))
+    pipeline = [dict(type='LoadImageAndMask', expand_prob=0.5, seed=0),
+                dict(type='CropHRSample', size=CROP, patch_size=32, seed=0),
+                dict(type='RefinerRandomFlip', seed=0),
+                dict(type='GenerateCoarseMask', iou_range=(0.5, 0.9), seed=0),
+                dict(type='PackRefinerInputs')]
+    ds = DATASETS.build(dict(
+        type='HRPatchDataset', data_root=root, pipeline=pipeline,
+        data_prefix=dict(img_path='images', mask_path='masks', coarse_path='coarse',
+                         expanded_path='coarse_expand')))
+    assert len(ds) == 4
+    assert [ds.get_data_info(i)['crop_mode'] for i in range(4)] == ['object', 'patch'] * 2
+    assert 'coarse_path' not in ds.get_data_info(1)
+    modes = set()
+    for i in range(4):
+        for _ in range(4):
+            item = ds[i]
+            sample = item['data_samples']
+            assert item['inputs'].shape == (3, CROP, CROP)
+            assert sample.gt_mask.data.shape == (1, CROP, CROP)
+            modes.add((sample.crop_mode, sample.coarse_mode))
+            if sample.crop_mode == 'patch':  # straddles the boundary
+                assert 0 < sample.gt_mask.data.float().mean() < 1
+    assert ('object', 'offline') in modes and ('object', 'expanded') in modes
+    assert ('patch', 'expanded') in modes
+    assert any(m[0] == 'patch' and m[1] not in ('offline', 'expanded') for m in modes)
+    with pytest.raises(ValueError, match='crop_modes'):
+        DATASETS.build(dict(type='HRPatchDataset', data_root=root, crop_modes=('tile', )))

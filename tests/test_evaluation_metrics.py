@@ -61,8 +61,8 @@ SIZE = 64
 
 
 def _write_ann_file(path, gt_masks):
-    """COCO annotation file of (image_id, category_id, mask) triples, category ids 3 and 7."""
-    cat_ids = {1: 3, 2: 7}
+    """COCO annotation file of (image_id, label index, mask) triples; category ids 3 and 7."""
+    cat_ids = {0: 3, 1: 7}  # label index -> category id
     anns = []
     for i, (img_id, label, mask) in enumerate(gt_masks):
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))

@@ -95,7 +95,11 @@ def test_two_process_cpu_ddp(data_root, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert osp.isfile(osp.join(work, 'iter_2.pth')), os.listdir(work)
-    assert 'world_size: 2' in out or 'Distributed launcher: pytorch' in out
+    assert 'Distributed launcher: pytorch' in out and 'GPU number: 2' in out, out[-3000:]
+    # Both ranks end with the same weights (DDP synchronised the gradients).
+    state = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    assert not any(k.startswith('module.') for k in state)
 
 
 def _wait_for_checkpoint(proc, work, timeout=240):
@@ -130,3 +134,29 @@ def test_killed_run_resumes_to_max_iters(data_root, tmp_path):
     final = osp.join(work, f'iter_{target}.pth')
     assert osp.isfile(final) and _ckpt_iter(final) == target
     assert not osp.exists(osp.join(work, f'iter_{target + 1}.pth'))
+
+
+@pytest.mark.parametrize('name,max_iters,milestones', [
+    ('segrefiner_lr.py', 120000, [80000, 100000]), ('segrefiner_hr.py', 40000, [20000, 35000]),
+    ('segrefiner_small_folder.py', None, None)])
+def test_recipe_configs(name, max_iters, milestones):
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'segrefiner', name))
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.optim_wrapper.optimizer.lr == 4e-4
+    assert cfg.optim_wrapper.optimizer.weight_decay == 0
+    assert cfg.default_hooks.checkpoint.save_best == 'refiner/mBA'
+    assert cfg.model.type == 'DiffusionRefiner'
+    if max_iters is not None:
+        assert cfg.train_cfg.max_iters == max_iters
+        assert cfg.param_scheduler[0].milestones == milestones
+        assert cfg.model.backbone.model_channels == 128
+    else:
+        assert cfg.model.backbone.model_channels == 32
+        assert cfg.train_dataloader.batch_size == 8
+
+
+def test_lr_config_builds_full_size_model():
+    from mmseg_refiner.apis import init_refiner
+    with pytest.warns(UserWarning, match='random weights'):
+        model = init_refiner(osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_lr.py'))
+    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 118.6) < 0.1

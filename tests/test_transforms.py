@@ -230,3 +230,40 @@ def test_load_coco_annotation_and_offline_coarse(tmp_path):
     assert modes == {'offline', 'expanded'}
     out = LoadImageAndMask(expand_prob=0.0)(dict(info))
     assert out['coarse_mode'] == 'offline' and out['coarse_mask'].sum() == 8 * 16
+
+
+def test_crop_hr_sample_object_and_patch():
+    from mmseg_refiner.datasets.transforms import CropHRSample
+    gt = np.zeros((300, 400), np.uint8)
+    gt[100:200, 150:260] = 1
+    crop = CropHRSample(size=32, patch_size=64, seed=0)
+    for _ in range(5):
+        out = crop(dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(),
+                        crop_mode='object', img_path='x'))
+        x0, y0, x1, y1 = out['crop_box']
+        assert x0 <= 150 and y0 <= 100 and x1 >= 260 and y1 >= 200
+        assert out['gt_mask'].shape == (32, 32)
+        out = crop(dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(),
+                        crop_mode='patch', img_path='x'))
+        x0, y0, x1, y1 = out['crop_box']
+        assert (x1 - x0, y1 - y0) == (64, 64)
+        patch = gt[y0:y1, x0:x1]
+        assert patch.any() and not patch.all()
+    small = crop(dict(img=np.zeros((40, 50, 3), np.uint8), gt_mask=gt[80:120, 130:180].copy(),
+                      crop_mode='patch'))
+    x0, y0, x1, y1 = small['crop_box']
+    assert (x1 - x0, y1 - y0) == (20, 20)  # half the shorter side when the image is small
+    with pytest.raises(ValueError, match='crop_mode'):
+        crop(dict(img=np.zeros((8, 8, 3), np.uint8), gt_mask=np.zeros((8, 8), np.uint8),
+                  crop_mode='tile'))
+
+
+def test_generate_coarse_mask_expanded_variant():
+    gt = np.zeros((64, 64), np.uint8)
+    gt[8:56, 8:56] = 1
+    gt[20:44, 20:44] = 0  # a ring: the expanded source fills it
+    out = GenerateCoarseMask(iou_range=(0.8, 0.95), expand_prob=1.0, seed=0)(
+        dict(gt_mask=gt, img_path='ring'))
+    assert out['coarse_mode'] == 'expanded'
+    assert out['coarse_mask'][28:36, 28:36].mean() > 0.5
+    assert out['coarse_iou'] == pytest.approx(mask_iou(out['coarse_mask'], gt))

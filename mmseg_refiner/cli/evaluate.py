@@ -87,8 +87,8 @@ def summarize(rows: List[dict]) -> Dict[str, float]:
     keys = [k for k in rows[0] if k != 'name']
     out = dict(num_images=len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys})
     if 'delta_IoU' in rows[0]:
-        out['num_worse'] = sum(r['delta_IoU'] < 0 for r in rows)
-        out['num_worse_2pt'] = sum(r['delta_IoU'] < -WORSE_POINTS for r in rows)
+        out['num_worse'] = int(sum(r['delta_IoU'] < 0 for r in rows))
+        out['num_worse_2pt'] = int(sum(r['delta_IoU'] < -WORSE_POINTS for r in rows))
     return out
 
 

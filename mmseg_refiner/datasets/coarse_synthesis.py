@@ -5,7 +5,8 @@ contour modification (:func:`modify_boundary`) followed by random dilate/erode r
 the IoU with the ground truth drops below a target (:func:`perturb_until`). We add the
 degradations real models produce: down-then-up sampling (:func:`degrade_lowres`), polygon
 simplification (:func:`degrade_polygon`), blur-threshold (:func:`degrade_blur`) and holes /
-islands (:func:`degrade_holes_islands`). :func:`synthesize_coarse` combines them.
+islands (:func:`degrade_holes_islands`). :func:`synthesize_coarse` combines them;
+:func:`fill_outer_contours` makes the source of the reference's "expanded" HR coarse masks.
 
 All functions take and return uint8 0/1 (H, W) arrays and draw every random number from an
 explicit ``np.random.Generator``.
@@ -203,6 +204,18 @@ def degrade_holes_islands(gt: np.ndarray, rng: np.random.Generator,
         cv2.ellipse(out, (int(xs[i]), int(ys[i])), axes, float(rng.uniform(0, 180)), 0, 360,
                     0 if hole else 1, thickness=cv2.FILLED)
     return out
+
+
+def fill_outer_contours(gt: np.ndarray) -> np.ndarray:
+    """The reference's "expanded" source: every outer contour of ``gt`` drawn filled.
+
+    Holes and gaps inside an object's outline (between hair strands, wires, chair legs)
+    become foreground, like a model that misses thin structures.
+    """
+    contours, _ = cv2.findContours((gt > 0).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    out = np.zeros(gt.shape[:2], np.uint8)
+    return cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
 
 
 _DEGRADE_FNS = dict(lowres=degrade_lowres, polygon=degrade_polygon, blur=degrade_blur,

@@ -11,13 +11,18 @@ from mmseg_refiner.utils.io import InputError
 IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-def read_split(path: str) -> List[str]:
-    """Ids of a split file: one a line; blank lines and ``#`` comments are skipped."""
+def read_split(path: str, suffixes: Sequence[str] = IMG_SUFFIXES) -> List[str]:
+    """Ids of a split file: one a line; blank lines and ``#`` comments are skipped.
+
+    A known image / mask extension on an entry (``0001.png``, as ThinObject-5K lists) is
+    dropped, so the id is the file stem.
+    """
     if not osp.isfile(path):
         raise InputError(f'split file not found: {path}')
     with open(path, encoding='utf-8') as f:
         ids = [line.strip() for line in f]
-    return [i for i in ids if i and not i.startswith('#')]
+    ids = [i for i in ids if i and not i.startswith('#')]
+    return [osp.splitext(i)[0] if osp.splitext(i)[1].lower() in suffixes else i for i in ids]
 
 
 def index_images(img_dir: str, suffixes: Sequence[str] = IMG_SUFFIXES) -> Dict[str, str]:

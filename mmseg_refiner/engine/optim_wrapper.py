@@ -28,7 +28,8 @@ class AutocastOptimWrapper(OptimWrapper):
         super().__init__(**kwargs)
         if isinstance(dtype, str):
             if dtype not in ('bfloat16', 'float16', 'float32'):
-                raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
+                raise ValueError(
+                    f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
 

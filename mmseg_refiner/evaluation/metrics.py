@@ -1,4 +1,4 @@
-"""mmengine metrics: the refiner's own validation and COCO Boundary AP beside mmdet's CocoMetric."""
+"""mmengine metrics: the refiner's validation scores and COCO Boundary AP (beside CocoMetric)."""
 import contextlib
 import io
 from collections import OrderedDict
@@ -146,7 +146,8 @@ class BoundaryAPMetric(BaseMetric):
         self.metric_items = list(metric_items or names[:6])
         unknown = [m for m in self.metric_items if m not in names]
         if unknown:
-            raise KeyError(f'BoundaryAPMetric: unknown metric_items {unknown}; choose from {names}')
+            raise KeyError(f'BoundaryAPMetric: unknown metric_items {unknown}; '
+                           f'choose from {names}')
         with get_local_path(ann_file, backend_args=backend_args) as local_path, \
                 contextlib.redirect_stdout(io.StringIO()):
             self._coco_api = COCO(local_path)

@@ -4,7 +4,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mmseg_refiner.datasets.coarse_synthesis import DEGRADATIONS, mask_iou, synthesize_coarse
+from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, fill_outer_contours, mask_iou,
+                                                     synthesize_coarse)
 from mmseg_refiner.registry import TRANSFORMS
 from .rng import SampleRNG
 
@@ -20,8 +21,8 @@ class GenerateCoarseMask(BaseTransform):
     ``lowres`` / ``polygon`` / ``blur`` / ``holes_islands``), then random dilate/erode rounds
     run until the IoU is below the target (see
     :func:`~mmseg_refiner.datasets.coarse_synthesis.synthesize_coarse`). The reference uses
-    one target, 0.8 (``iou_range=(0.8, 0.8)``: no lower bound), on full images; place this transform after the crop
-    so it works on 256x256 arrays (fast).
+    one target, 0.8 (``iou_range=(0.8, 0.8)``: no lower bound), on full images; place this
+    transform after the crop so it works on 256x256 arrays (fast).
 
     Required Keys:
 
@@ -41,6 +42,9 @@ class GenerateCoarseMask(BaseTransform):
         boundary_modify (bool): Contour modification in 'reference' mode. Defaults to True.
         max_rounds (int): Perturbation rounds. Defaults to 250.
         kernel_range (tuple[int, int]): Dilate/erode kernel sizes. Defaults to (3, 9).
+        expand_prob (float): Probability of the reference's "expanded" variant: the source
+            is the mask with its outer contours filled (:func:`fill_outer_contours`), and
+            the IoU target applies to that filled mask (mode 'expanded'). Defaults to 0.
         keep_existing (bool): Leave an already present ``dst_key`` (an offline coarse mask)
             untouched. Defaults to True.
         src_key (str): Defaults to 'gt_mask'.
@@ -55,7 +59,7 @@ class GenerateCoarseMask(BaseTransform):
                  mode_probs: Optional[Dict[str, float]] = None,
                  mode_kwargs: Optional[Dict[str, dict]] = None, boundary_modify: bool = True,
                  max_rounds: int = 250, kernel_range: Tuple[int, int] = (3, 9),
-                 keep_existing: bool = True, src_key: str = 'gt_mask',
+                 expand_prob: float = 0.0, keep_existing: bool = True, src_key: str = 'gt_mask',
                  dst_key: str = 'coarse_mask', seed: Optional[int] = None,
                  fixed_per_sample: bool = False):
         lo, hi = (float(v) for v in iou_range)
@@ -66,6 +70,9 @@ class GenerateCoarseMask(BaseTransform):
         self.mode_kwargs = mode_kwargs or {}
         self.boundary_modify = boundary_modify
         self.perturb_kwargs = dict(max_rounds=max_rounds, kernel_range=tuple(kernel_range))
+        if not 0 <= expand_prob <= 1:
+            raise ValueError(f'expand_prob must be in [0, 1], got {expand_prob}')
+        self.expand_prob = expand_prob
         self.keep_existing = keep_existing
         self.src_key, self.dst_key = src_key, dst_key
         self.rng = SampleRNG(seed, fixed_per_sample)
@@ -93,12 +100,16 @@ class GenerateCoarseMask(BaseTransform):
         # A degenerate range (lo == hi) is the reference's single target with no lower bound.
         target, iou_min = (rng.uniform(lo, hi), lo) if hi > lo else (hi, 0.0)
         mode = self.modes[int(rng.choice(len(self.modes), p=self.probs))]
-        coarse, iou, used = synthesize_coarse(
-            results[self.src_key], rng, iou_target=target, iou_min=iou_min,
-            mode=mode, mode_kwargs=self.mode_kwargs.get(mode), boundary_modify=self.boundary_modify,
+        gt = results[self.src_key]
+        expanded = self.expand_prob > 0 and rng.random() < self.expand_prob
+        source = fill_outer_contours(gt) if expanded else gt
+        coarse, _, used = synthesize_coarse(
+            source, rng, iou_target=target, iou_min=iou_min, mode=mode,
+            mode_kwargs=self.mode_kwargs.get(mode), boundary_modify=self.boundary_modify,
             **self.perturb_kwargs)
         results[self.dst_key] = coarse
-        results['coarse_iou'], results['coarse_mode'] = float(iou), used
+        results['coarse_iou'] = float(mask_iou(coarse, gt))
+        results['coarse_mode'] = 'expanded' if expanded else used
         return results
 
     def __repr__(self):

@@ -158,3 +158,64 @@ class RefinerRandomFlip(BaseTransform):
 
     def __repr__(self):
         return f'{self.__class__.__name__}(prob={self.prob}, direction={self.direction!r})'
+
+
+@TRANSFORMS.register_module()
+class RandomErrorWindow(BaseTransform):
+    """Cut a ``size`` x ``size`` window, centred near where the coarse mask is wrong.
+
+    Placed after :class:`CropAroundObject` and :class:`GenerateCoarseMask`, it trains the
+    refiner at the object-crop scale on a fraction of the pixels (cheaper steps), while the
+    whole crop can still be used at inference (the U-Net is fully convolutional). With
+    probability ``error_prob`` the centre is a pixel where ``gt_mask != coarse_mask`` (or on
+    the GT boundary when they agree); otherwise it is uniform.
+
+    Required Keys:
+    - img, gt_mask, coarse_mask
+
+    Modified Keys:
+    - img, gt_mask, coarse_mask, img_shape
+
+    Args:
+        size (int): Window side (px). Defaults to 128.
+        error_prob (float): Probability of an error-centred window. Defaults to 0.8.
+        seed (int, optional): See :mod:`~mmseg_refiner.datasets.transforms.rng`.
+        fixed_per_sample (bool): Same window at every load. Defaults to False.
+    """
+
+    def __init__(self, size: int = 128, error_prob: float = 0.8, seed: Optional[int] = None,
+                 fixed_per_sample: bool = False):
+        if size <= 0 or not 0 <= error_prob <= 1:
+            raise ValueError(f'need size > 0 and 0 <= error_prob <= 1, got {size}, {error_prob}')
+        self.size, self.error_prob = int(size), float(error_prob)
+        self.rng = SampleRNG(seed, fixed_per_sample)
+
+    def _centre(self, results: dict, rng: np.random.Generator) -> Tuple[int, int]:
+        h, w = results['img'].shape[:2]
+        gt, coarse = results['gt_mask'] > 0, results['coarse_mask'] > 0
+        target = gt != coarse
+        if not target.any():
+            target = gt ^ _erode(gt)
+        ys, xs = np.nonzero(target)
+        if len(ys) and rng.random() < self.error_prob:
+            i = rng.integers(len(ys))
+            return int(ys[i]), int(xs[i])
+        return int(rng.integers(h)), int(rng.integers(w))
+
+    def transform(self, results: dict) -> dict:
+        h, w = results['img'].shape[:2]
+        if h <= self.size and w <= self.size:
+            return results
+        cy, cx = self._centre(results, self.rng(results, 'RandomErrorWindow'))
+        y0 = int(np.clip(cy - self.size // 2, 0, max(0, h - self.size)))
+        x0 = int(np.clip(cx - self.size // 2, 0, max(0, w - self.size)))
+        y1, x1 = min(h, y0 + self.size), min(w, x0 + self.size)
+        for key in ('img', ) + MASK_KEYS:
+            results[key] = np.ascontiguousarray(results[key][y0:y1, x0:x1])
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    import cv2
+    return cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)

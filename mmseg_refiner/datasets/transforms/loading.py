@@ -76,8 +76,9 @@ class LoadImageAndMask(BaseTransform):
     The ground truth comes from ``mask_path`` (a file) or ``mask_ann`` (a COCO/LVIS
     segmentation, decoded at ``height`` x ``width``). Offline coarse masks (``coarse_path``,
     ``expanded_path``, see ``tools/make_coarse.py``) are loaded into ``coarse_mask``: the
-    expanded one with probability ``expand_prob``. Sizes are checked here, lazily, and a
-    mismatch raises :class:`InputError` naming both files.
+    expanded one with probability ``expand_prob`` (when listed), else ``coarse_path`` (when
+    listed; otherwise none, and :class:`GenerateCoarseMask` makes one online). Sizes are
+    checked here, lazily, and a mismatch raises :class:`InputError` naming both files.
 
     Required Keys:
 
@@ -96,19 +97,17 @@ class LoadImageAndMask(BaseTransform):
         load_coarse (bool): Load offline coarse masks when listed. Defaults to True.
         expand_prob (float): Probability of taking ``expanded_path`` when listed.
             Defaults to 0.5 (the reference HR recipe).
-        coarse_modes (tuple[str], optional): Load offline masks only for samples whose
-            ``crop_mode`` is in this tuple (None: all). Defaults to None.
         seed (int, optional): See :mod:`~mmseg_refiner.datasets.transforms.rng`.
+            Defaults to None.
+        fixed_per_sample (bool): Same choice for a sample at every load. Defaults to False.
     """
 
     def __init__(self, load_coarse: bool = True, expand_prob: float = 0.5,
-                 coarse_modes: Optional[tuple] = None, seed: Optional[int] = None,
-                 fixed_per_sample: bool = False):
+                 seed: Optional[int] = None, fixed_per_sample: bool = False):
         if not 0 <= expand_prob <= 1:
             raise ValueError(f'expand_prob must be in [0, 1], got {expand_prob}')
         self.load_coarse = load_coarse
         self.expand_prob = expand_prob
-        self.coarse_modes = coarse_modes
         self.rng = SampleRNG(seed, fixed_per_sample)
 
     def _load_gt(self, results: dict, img_shape) -> np.ndarray:
@@ -125,12 +124,10 @@ class LoadImageAndMask(BaseTransform):
         raise KeyError(f'sample {img_name} has neither mask_path nor mask_ann')
 
     def _load_coarse(self, results: dict, img_shape) -> None:
-        if self.coarse_modes is not None and results.get('crop_mode') not in self.coarse_modes:
-            return
-        path, mode = results.get('coarse_path'), 'offline'
-        if results.get('expanded_path') and (
-                not path or self.rng(results, 'LoadImageAndMask').random() < self.expand_prob):
-            path, mode = results['expanded_path'], 'expanded'
+        use_expanded = bool(results.get('expanded_path')) and \
+            self.rng(results, 'LoadImageAndMask').random() < self.expand_prob
+        path, mode = ((results['expanded_path'], 'expanded') if use_expanded else
+                      (results.get('coarse_path'), 'offline'))
         if path:
             mask = maskread_checked(path, name='coarse mask').astype(np.uint8)
             _check_same_size(mask, img_shape, path, results['img_path'])

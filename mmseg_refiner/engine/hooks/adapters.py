@@ -35,6 +35,15 @@ def _to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def prediction_samples(outputs: Sequence) -> Sequence:
+    """The data samples of a step's outputs, without the trailing ``loss``-only element that
+    some models append in ``val_step`` (mmengine's ``ValLoop`` pops it later)."""
+    last = outputs[-1] if len(outputs) else None
+    if last is not None and hasattr(last, 'keys') and list(last.keys()) == ['loss']:
+        return outputs[:-1]
+    return outputs
+
+
 def prediction_kinds(sample) -> List[str]:
     """Kinds of refinable predictions in a data sample, in ``PREDICTION_FIELDS`` order.
 

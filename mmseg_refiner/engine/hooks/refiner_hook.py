@@ -179,9 +179,10 @@ class SegRefinerHook(Hook):
 
     def _refine_batch(self, outputs, data) -> None:
         start = time.perf_counter()
-        for index, sample in enumerate(outputs):
+        samples = adapters.prediction_samples(outputs)
+        for index, sample in enumerate(samples):
             self._refine_sample(sample, data, index)
-        self._stats['images'] += len(outputs)
+        self._stats['images'] += len(samples)
         self._stats['seconds'] += time.perf_counter() - start
 
     def _refine_sample(self, sample, data, index: int) -> None:

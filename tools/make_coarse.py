@@ -1,0 +1,128 @@
+"""Pre-generate coarse masks for large images (the reference HR recipe's offline masks).
+
+For every ``<id>`` of ``<root>/<mask-dir>`` (or of a split file) writes
+``<root>/<out-dir>/<id>.png`` (boundary modification + dilate/erode perturbation until the
+IoU is below the target) and ``<root>/<expanded-dir>/<id>.png`` (the same, started from the
+mask with its outer contours filled). Point a dataset's ``data_prefix`` ``coarse_path`` /
+``expanded_path`` at the two folders.
+
+Resumable: existing outputs are skipped (``--overwrite`` redoes them) and every file is
+written atomically, so an interrupted run leaves no partial file. Each mask gets its own
+generator seeded from (``--seed``, id), so results do not depend on order or ``--workers``.
+
+Example::
+
+    python tools/make_coarse.py data/DIS5K/DIS-TR --img-dir im --mask-dir gt --workers 2
+"""
+import argparse
+import multiprocessing as mp
+import os.path as osp
+import sys
+import zlib
+from functools import partial
+from typing import List, Optional, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from mmseg_refiner.datasets.coarse_synthesis import fill_outer_contours, synthesize_coarse
+from mmseg_refiner.datasets.mask_folder import index_images, read_split
+from mmseg_refiner.inference.crops import crop_resize_mask
+from mmseg_refiner.utils.io import InputError, maskread_checked, maskwrite_atomic
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Pre-generate coarse masks (resumable).')
+    p.add_argument('root', help='dataset folder')
+    p.add_argument('--mask-dir', default='masks', help='ground-truth folder under root')
+    p.add_argument('--split', help='split file (one id a line), relative to root')
+    p.add_argument('--out-dir', default='coarse', help='coarse masks folder under root')
+    p.add_argument('--expanded-dir', default='coarse_expand',
+                   help="'expanded' coarse masks folder under root ('' to skip them)")
+    p.add_argument('--iou-target', type=float, default=0.8,
+                   help='perturb until IoU < this (reference: 0.8)')
+    p.add_argument('--iou-min', type=float, default=0.0, help='reject rounds below this IoU')
+    p.add_argument('--mode', default='reference',
+                   help='reference | lowres | polygon | blur | holes_islands')
+    p.add_argument('--max-side', type=int, default=0,
+                   help='synthesize at most at this long side, then upsample (0: full size)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
+    return p.parse_args(argv)
+
+
+def list_ids(root: str, mask_dir: str, split: Optional[str]) -> List[str]:
+    """Ids of the split file, or the stems of every mask in ``mask_dir``."""
+    if split:
+        return read_split(osp.join(root, split))
+    ids = list(index_images(osp.join(root, mask_dir), ('.png', )))
+    if not ids:
+        raise InputError(f'no .png masks in {osp.join(root, mask_dir)}')
+    return ids
+
+
+def _synthesize(gt: np.ndarray, rng: np.random.Generator, args) -> np.ndarray:
+    """Coarse mask of a (H, W) bool ``gt``, at most ``args.max_side`` px while working."""
+    h, w = gt.shape
+    scale = args.max_side / max(h, w) if args.max_side and max(h, w) > args.max_side else 1.0
+    work = gt if scale == 1.0 else crop_resize_mask(
+        gt, (0, 0, w, h), (max(1, round(w * scale)), max(1, round(h * scale))))
+    coarse, _, _ = synthesize_coarse(work, rng, args.iou_target, args.iou_min, mode=args.mode)
+    if scale != 1.0:
+        coarse = crop_resize_mask(coarse > 0, (0, 0, coarse.shape[1], coarse.shape[0]), (w, h))
+    return coarse
+
+
+def process_one(sample_id: str, args) -> Tuple[str, str]:
+    """Write the missing outputs of one id; returns (id, 'done' | 'skipped' | error text)."""
+    outputs = [(args.out_dir, False)] + ([(args.expanded_dir, True)] if args.expanded_dir
+                                         else [])
+    todo = [(osp.join(args.root, d, sample_id + '.png'), e) for d, e in outputs]
+    todo = [(p, e) for p, e in todo if args.overwrite or not osp.isfile(p)]
+    if not todo:
+        return sample_id, 'skipped'
+    try:
+        gt = maskread_checked(osp.join(args.root, args.mask_dir, sample_id + '.png'))
+        key = zlib.crc32(sample_id.encode('utf-8'))
+        for path, expanded in todo:
+            rng = np.random.default_rng([args.seed, key, int(expanded)])
+            source = fill_outer_contours(gt) > 0 if expanded else gt
+            maskwrite_atomic(_synthesize(source, rng, args), path)
+    except (InputError, OSError) as exc:
+        return sample_id, f'error: {exc}'
+    return sample_id, 'done'
+
+
+def run(args) -> dict:
+    """Process every id (in a pool when ``args.workers > 1``); counts per status."""
+    ids = list_ids(args.root, args.mask_dir, args.split)
+    counts, errors = {'done': 0, 'skipped': 0, 'error': 0}, []
+    work = partial(process_one, args=args)
+    pool = mp.Pool(args.workers) if args.workers > 1 else None
+    try:
+        results = pool.imap_unordered(work, ids) if pool else map(work, ids)
+        for sample_id, status in tqdm(results, total=len(ids), desc='coarse masks'):
+            key = status if status in counts else 'error'
+            counts[key] += 1
+            if key == 'error':
+                errors.append(f'{sample_id}: {status}')
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    for line in errors:
+        print(line, file=sys.stderr)
+    return counts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    counts = run(args)
+    print(f"coarse masks: {counts['done']} written, {counts['skipped']} already there, "
+          f"{counts['error']} failed")
+    return 1 if counts['error'] else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
