@@ -24,7 +24,7 @@ $(STAMP):
 	$(PY) -c "import mmcv, mmcv.ops" 2>/dev/null || MMCV_WITH_OPS=1 MAX_JOBS=2 $(PIP) install --no-build-isolation mmcv==2.1.0
 	$(PIP) install mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex \
 		'numpy<2.5' opencv-python-headless pycocotools tqdm matplotlib 'setuptools>=77,<82' \
-		pytest pytest-timeout build
+		pytest pytest-timeout build flake8
 	$(PIP) install --no-deps openmim
 	$(PIP) install click colorama model-index pandas requests rich tabulate
 	$(PY) -c "import torch, mmcv, mmdet, mmseg; from mmcv.ops import nms, roi_align; print('stack ok', torch.__version__, mmcv.__version__)"
@@ -42,7 +42,7 @@ test: env
 	$(PY) -m pytest -q tests
 
 lint: env
-	$(PY) -m flake8 mmseg_refiner tools tests || true
+	$(PY) -m flake8 mmseg_refiner tools tests
 
 clean-env:
 	rm -rf $(VENV)

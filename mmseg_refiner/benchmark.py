@@ -7,20 +7,26 @@ peak memory.
 
 ``quality``: for a folder ``<root>/images/<id>.jpg`` + ``<root>/masks/<id>.png`` (optional
 split file of ids), makes deterministic coarse masks of three kinds (:data:`COARSE_KINDS`),
-refines them (skipped with ``--coarse-only``) for each number of reverse steps, and reports
-before / after IoU, mBA and Boundary IoU per kind. Per-image results are cached in the output
-folder, so an interrupted run continues where it stopped.
+refines them (skipped with ``--coarse-only``) for each refinement variant (growth guard on or
+off, fixed schedule or adaptive stopping: :func:`parse_variant`) and number of reverse steps,
+and reports per kind and variant: before / after IoU, mBA and Boundary IoU, the share of
+images made worse by more than 2 IoU points, mean U-Net calls per mask and seconds per image.
+Per-image results are cached in the output folder, so an interrupted run continues where it
+stopped.
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import os.path as osp
+import re
 import resource
 import statistics
 import sys
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -28,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from mmseg_refiner.evaluation import score_masks
+from mmseg_refiner.inference.guard import resolve_guard
 from mmseg_refiner.utils.io import InputError, atomic_write
 
 COARSE_KINDS = ('lowres', 'polygon', 'perturb')
@@ -280,6 +287,77 @@ def make_coarse(gt: np.ndarray, kind: str, seed: int = 0, sample_id: str = '') -
     return out > 0
 
 
+# ================================================================== quality: variants
+STOP_CRITERIA = ('coarse', 'change')
+DEFAULT_VARIANT = 'guarded'
+# 'guarded' | 'unguarded' | ['guarded-' | 'unguarded-'] 'adaptive-' ['coarse-' | 'change-'] THR
+_VARIANT_RE = re.compile(r'(?P<alone>guarded|unguarded)'
+                         r'|(?:(?P<guard>guarded|unguarded)-)?adaptive-'
+                         r'(?:(?P<criterion>coarse|change)-)?(?P<thr>\d*\.?\d+)')
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named refinement setting of the quality benchmark (see :func:`parse_variant`).
+
+    Attributes:
+        name (str): The name it was parsed from (shown in the reports).
+        guard (bool): Growth guard on (the config's guard options, else ``DEFAULT_GUARD``).
+        stop_thr (float): Adaptive stopping threshold in [0, 1]; 0 = the fixed schedule.
+        stop_criterion (str): 'coarse' (share of pixels still coarse) or 'change' (share
+            changed by the last step); see :meth:`DiffusionRefiner.refine_batch`.
+    """
+    name: str
+    guard: bool = True
+    stop_thr: float = 0.0
+    stop_criterion: str = 'coarse'
+
+
+def parse_variant(name: str) -> Variant:
+    """Parse a variant name into (guard, stop threshold, stop criterion).
+
+    Syntax: ``guarded`` (guard on, fixed schedule: the default), ``unguarded`` (guard off,
+    fixed schedule: the reference behaviour), or
+    ``[guarded-|unguarded-]adaptive-[coarse-|change-]THR``: adaptive stopping at threshold
+    ``THR`` (a decimal number in [0, 1]), guard on unless ``unguarded-`` is given, criterion
+    'coarse' unless ``change-`` is given. Examples: ``adaptive-0.45``,
+    ``adaptive-change-0.01``, ``unguarded-adaptive-0.45``. ``adaptive-0`` runs the fixed
+    schedule exactly (and shares its cached results with ``guarded``). The 'coarse' share is
+    bounded below by the schedule (at least ~84/68/52/36/20 % of the pixels are still coarse
+    after 1-5 calls), so only its thresholds above those values stop early; the 'change'
+    share after the first call is at most 0.16 x the share the refiner would change, so
+    small 'change' thresholds stop after one call (docs/guard_and_adaptive.md).
+
+    Raises:
+        ValueError: ``name`` does not follow the syntax or THR is above 1.
+    """
+    match = _VARIANT_RE.fullmatch(str(name))
+    if match is None:
+        raise ValueError(f'unknown benchmark variant {name!r}: use guarded, unguarded or '
+                         f'[unguarded-]adaptive-[coarse-|change-]THR, e.g. adaptive-change-0.01')
+    if match['alone']:
+        return Variant(name, guard=match['alone'] == 'guarded')
+    thr = float(match['thr'])
+    if thr > 1:
+        raise ValueError(f'variant {name!r}: the stop threshold is a share of pixels and must '
+                         f'be in [0, 1], got {thr}')
+    return Variant(name, guard=match['guard'] != 'unguarded', stop_thr=thr,
+                   stop_criterion=match['criterion'] or 'coarse')
+
+
+@contextlib.contextmanager
+def stop_criterion_set(refiner, criterion: str):
+    """Set ``refiner.test_cfg['stop_criterion']`` inside the block, restore it after."""
+    if criterion not in STOP_CRITERIA:
+        raise ValueError(f'stop_criterion must be one of {STOP_CRITERIA}, got {criterion!r}')
+    old = refiner.test_cfg['stop_criterion']
+    refiner.test_cfg['stop_criterion'] = criterion
+    try:
+        yield refiner
+    finally:
+        refiner.test_cfg['stop_criterion'] = old
+
+
 # ================================================================== quality: cache + loop
 class ResultCache:
     """Append-only JSON-lines store of per-image results, keyed by string.
@@ -331,7 +409,7 @@ def _fingerprint(**fields) -> str:
 
 
 class QualityRun:
-    """The quality benchmark's loop over images x coarse kinds x step counts (resumable).
+    """The quality benchmark's loop over images x coarse kinds x variants x steps (resumable).
 
     Args:
         pairs (list[tuple]): ``(id, image_path, mask_path)`` from :func:`list_pairs`.
@@ -343,34 +421,58 @@ class QualityRun:
         seed (int): Seed of the coarse masks and the sampling. Defaults to 0.
         dilation_ratio (float): Boundary IoU band. Defaults to 0.02.
         refiner_id (str): Identifies the weights in the cache keys (config + checkpoint).
+        variants (list[str | Variant], optional): Refinement settings (:func:`parse_variant`),
+            each cached separately. Defaults to ``['guarded']``.
     """
 
     def __init__(self, pairs, out_dir: str, kinds: Sequence[str] = COARSE_KINDS, refiner=None,
                  steps_list: Optional[Sequence[int]] = None, mode: str = 'auto', seed: int = 0,
-                 dilation_ratio: float = 0.02, refiner_id: str = ''):
+                 dilation_ratio: float = 0.02, refiner_id: str = '',
+                 variants: Optional[Sequence] = None):
         unknown = [k for k in kinds if k not in COARSE_KINDS]
         if unknown:
             raise ValueError(f'unknown coarse kinds {unknown}; choose from {COARSE_KINDS}')
         self.pairs, self.kinds, self.refiner = pairs, list(kinds), refiner
         default_steps = [refiner.sampler.num_timesteps] if refiner is not None else []
         self.steps_list = list(steps_list or default_steps) if refiner is not None else []
+        self.variants = (_unique_variants(variants or [DEFAULT_VARIANT])
+                         if refiner is not None else [])
         self.mode, self.seed, self.dilation_ratio = mode, seed, dilation_ratio
         self.cache = ResultCache(osp.join(out_dir, 'cache.jsonl'))
         self._coarse_fp = _fingerprint(seed=seed, ratio=dilation_ratio, lowres=LOWRES_FACTOR,
                                        polygon=POLYGON_EPS, perturb=PERTURB_IOU)
         self._refine_fp = _fingerprint(coarse=self._coarse_fp, refiner=refiner_id, mode=mode)
+        self._variant_fp = {v.name: _fingerprint(refine=self._refine_fp,
+                                                 **self.refine_kwargs(v)) for v in self.variants}
+
+    def refine_kwargs(self, variant: Variant) -> dict:
+        """``guard``, ``stop_thr`` and ``stop_criterion`` of a variant, as run (and keyed).
+
+        The criterion is None for the fixed schedule (``stop_thr=0``), where it has no effect.
+        """
+        guard = False
+        if variant.guard:
+            guard = resolve_guard(self.refiner.test_cfg['guard']) or resolve_guard(True)
+        return dict(guard=guard, stop_thr=float(variant.stop_thr),
+                    stop_criterion=variant.stop_criterion if variant.stop_thr > 0 else None)
 
     def coarse_key(self, kind, sample_id):
         return f'coarse|{self._coarse_fp}|{kind}|{sample_id}'
 
-    def refined_key(self, kind, steps, sample_id):
-        return f'refined|{self._refine_fp}|{kind}|{steps}|{sample_id}'
+    def refined_key(self, kind, variant: Variant, steps, sample_id):
+        return f'refined|{self._variant_fp[variant.name]}|{kind}|{steps}|{sample_id}'
 
-    def _todo(self, sample_id: str, kind: str) -> List[Optional[int]]:
-        """Missing work for one (sample, kind): None = coarse scores, int = refined steps."""
+    def _todo(self, sample_id: str, kind: str) -> list:
+        """Missing work for one (sample, kind): None = coarse scores, (variant, steps) pairs."""
         todo = [] if self.coarse_key(kind, sample_id) in self.cache else [None]
-        return todo + [s for s in self.steps_list
-                       if self.refined_key(kind, s, sample_id) not in self.cache]
+        keys = set(self.cache.records)  # variants of equal settings share a key: run once
+        for variant in self.variants:
+            for steps in self.steps_list:
+                key = self.refined_key(kind, variant, steps, sample_id)
+                if key not in keys:
+                    keys.add(key)
+                    todo.append((variant, steps))
+        return todo
 
     def run(self, progress: bool = True) -> None:
         """Compute and cache everything missing; a finished run returns at once."""
@@ -388,22 +490,25 @@ class QualityRun:
                 if None in todo:
                     self.cache.add(self.coarse_key(kind, sample_id),
                                    score_masks(coarse, gt, self.dilation_ratio))
-                for steps in (s for s in todo if s is not None):
+                for variant, steps in (job for job in todo if job is not None):
                     image = image if image is not None else _read_image(img_path, gt)
-                    self.cache.add(self.refined_key(kind, steps, sample_id),
-                                   self._refine(image, coarse, gt, steps))
+                    self.cache.add(self.refined_key(kind, variant, steps, sample_id),
+                                   self._refine(image, coarse, gt, variant, steps))
 
-    def _refine(self, image, coarse, gt, steps) -> dict:
+    def _refine(self, image, coarse, gt, variant: Variant, steps) -> dict:
         from mmseg_refiner.apis import refine_mask
+        kwargs = self.refine_kwargs(variant)
         start = time.perf_counter()
-        with UNetCallCounter(self.refiner.backbone) as counter:
+        with UNetCallCounter(self.refiner.backbone) as counter, \
+                stop_criterion_set(self.refiner, variant.stop_criterion):
             refined = refine_mask(self.refiner, image, coarse, mode=self.mode, steps=steps,
-                                  seed=self.seed)
+                                  seed=self.seed, guard=kwargs['guard'],
+                                  stop_thr=kwargs['stop_thr'])
         return dict(score_masks(refined, gt, self.dilation_ratio), unet_calls=counter.calls,
                     unet_samples=counter.samples, seconds=time.perf_counter() - start)
 
     def summary(self) -> List[dict]:
-        """One row per kind (coarse only) or per (kind, steps): means over the images."""
+        """One row per kind (coarse only) or per (kind, variant, steps): means over images."""
         rows = []
         for kind in self.kinds:
             coarse = [self.cache.get(self.coarse_key(kind, p[0])) for p in self.pairs]
@@ -411,11 +516,23 @@ class QualityRun:
                             for m in METRICS}
             if not self.steps_list:
                 rows.append(dict(kind=kind, num_images=len(coarse), **coarse_means))
-            for steps in self.steps_list:
-                ref = [self.cache.get(self.refined_key(kind, steps, p[0])) for p in self.pairs]
-                rows.append(dict(kind=kind, steps=steps, num_images=len(ref), **coarse_means,
-                                 **_refined_means(coarse, ref)))
+            for variant in self.variants:
+                for steps in self.steps_list:
+                    ref = [self.cache.get(self.refined_key(kind, variant, steps, p[0]))
+                           for p in self.pairs]
+                    rows.append(dict(kind=kind, variant=variant.name, steps=steps,
+                                     num_images=len(ref), **coarse_means,
+                                     **_refined_means(coarse, ref)))
         return rows
+
+
+def _unique_variants(variants: Sequence) -> List[Variant]:
+    """Parse names (Variant objects pass through), dropping repeated names."""
+    unique = {}
+    for v in variants:
+        v = v if isinstance(v, Variant) else parse_variant(v)
+        unique.setdefault(v.name, v)
+    return list(unique.values())
 
 
 def _refined_means(coarse: List[dict], refined: List[dict]) -> dict:
@@ -440,13 +557,13 @@ def markdown_table(rows: List[dict], columns: Sequence[Tuple[str, str, str]]) ->
 
 
 def quality_markdown(rows: List[dict], title: str) -> str:
-    """Markdown of the quality summary: coarse only, or before -> after per steps."""
+    """Markdown of the quality summary: coarse only, or before -> after per variant and steps."""
     if 'steps' not in rows[0]:
         cols = [('kind', 'coarse kind', ''), ('num_images', 'images', 'd'),
                 ('coarse_IoU', 'IoU', '.2f'), ('coarse_mBA', 'mBA', '.2f'),
                 ('coarse_BIoU', 'BIoU', '.2f')]
     else:
-        cols = [('kind', 'coarse kind', ''), ('steps', 'steps', 'd'),
+        cols = [('kind', 'coarse kind', ''), ('variant', 'variant', ''), ('steps', 'steps', 'd'),
                 ('num_images', 'images', 'd')]
         for m in METRICS:
             cols += [(f'coarse_{m}', f'{m} before', '.2f'), (m, f'{m} after', '.2f'),
@@ -472,27 +589,69 @@ def speed_markdown(unet_rows: List[dict], e2e_rows: List[dict]) -> str:
     return out
 
 
-def plot_quality_vs_steps(rows: List[dict], path: str, title: str = '') -> None:
-    """PNG: IoU / mBA / BIoU after refinement vs steps, one line per kind, coarse dashed."""
+def _pyplot():
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.2))
-    for ax, m in zip(axes, METRICS):
-        for i, kind in enumerate(dict.fromkeys(r['kind'] for r in rows)):
-            kr = sorted((r for r in rows if r['kind'] == kind), key=lambda r: r['steps'])
-            color = f'C{i}'
-            ax.plot([r['steps'] for r in kr], [r[m] for r in kr], 'o-', color=color, label=kind)
-            ax.axhline(kr[0][f'coarse_{m}'], color=color, ls='--', lw=1)
-        ax.set_xlabel('reverse steps')
-        ax.set_ylabel(f'{m} (%)')
-        ax.grid(alpha=0.3)
-    axes[0].legend(title='coarse kind (dashed: input)', fontsize=8)
+    return plt
+
+
+def _save_figure(fig, path: str, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=100, format='png')
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+MARKERS = 'osD^vP*X<>'
+
+
+def plot_quality_vs_steps(rows: List[dict], path: str, title: str = '') -> None:
+    """PNG: IoU / mBA / BIoU after refinement vs steps, one line per kind (colour) and
+    variant (marker), coarse dashed."""
+    fig, axes = _pyplot().subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.2))
+    variants = list(dict.fromkeys(r['variant'] for r in rows))
+    for ax, m in zip(axes, METRICS):
+        for i, kind in enumerate(dict.fromkeys(r['kind'] for r in rows)):
+            for j, variant in enumerate(variants):
+                kr = sorted((r for r in rows if r['kind'] == kind and r['variant'] == variant),
+                            key=lambda r: r['steps'])
+                label = kind if len(variants) == 1 else f'{kind} / {variant}'
+                ax.plot([r['steps'] for r in kr], [r[m] for r in kr], color=f'C{i}',
+                        marker=MARKERS[j % len(MARKERS)], ls='-', label=label)
+            ax.axhline(kr[0][f'coarse_{m}'], color=f'C{i}', ls='--', lw=1)
+        ax.set_xlabel('reverse steps')
+        ax.set_ylabel(f'{m} (%)')
+        ax.grid(alpha=0.3)
+    axes[0].legend(title='coarse kind (dashed: input)', fontsize=7)
+    _save_figure(fig, path, title)
+
+
+def plot_quality_vs_calls(rows: List[dict], path: str, title: str = '') -> None:
+    """PNG: mean IoU and mBA vs mean U-Net calls per mask, one row of panels per kind.
+
+    One marker per (variant, steps): a variant's step counts are joined by a line and
+    labelled with their steps; the coarse input is the dashed grey line.
+    """
+    kinds = list(dict.fromkeys(r['kind'] for r in rows))
+    variants = list(dict.fromkeys(r['variant'] for r in rows))
+    fig, axes = _pyplot().subplots(len(kinds), 2, figsize=(9, 3.2 * len(kinds)), squeeze=False)
+    for axrow, kind in zip(axes, kinds):
+        for ax, m in zip(axrow, ('IoU', 'mBA')):
+            for j, variant in enumerate(variants):
+                vr = sorted((r for r in rows if r['kind'] == kind and r['variant'] == variant),
+                            key=lambda r: r['mean_unet_calls'])
+                xs, ys = [r['mean_unet_calls'] for r in vr], [r[m] for r in vr]
+                ax.plot(xs, ys, color=f'C{j}', marker=MARKERS[j % len(MARKERS)], label=variant)
+                for x, y, r in zip(xs, ys, vr):
+                    ax.annotate(str(r['steps']), (x, y), xytext=(3, 3), fontsize=7,
+                                textcoords='offset points')
+            ax.axhline(vr[0][f'coarse_{m}'], color='grey', ls='--', lw=1)
+            ax.set(title=kind, xlabel='mean U-Net calls per mask', ylabel=f'{m} (%)')
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(title='variant (labels: steps)', fontsize=7)
+    _save_figure(fig, path, title)
 
 
 def _write_text(text: str, path: str) -> None:
@@ -526,6 +685,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     quality.add_argument('--limit', type=int, help='first N ids only')
     quality.add_argument('--steps', type=int, nargs='+',
                          help='reverse step counts to sweep (default: all T steps)')
+    quality.add_argument('--variants', nargs='+', default=[DEFAULT_VARIANT], metavar='VARIANT',
+                         help='refinement settings to compare, each cached separately: guarded '
+                         '(guard on, fixed schedule), unguarded (the reference), '
+                         '[unguarded-]adaptive-[coarse-|change-]THR (adaptive stopping at '
+                         'THR in [0, 1], e.g. adaptive-0.45 adaptive-change-0.01); '
+                         f'default: {DEFAULT_VARIANT}')
     quality.add_argument('--coarse-only', action='store_true',
                          help='score the coarse masks only (no refiner): the baseline')
     quality.add_argument('--dilation-ratio', type=float, default=0.02)
@@ -554,11 +719,12 @@ def run_speed(args) -> int:
 
 
 def run_quality(args) -> int:
+    variants = _unique_variants(args.variants)  # bad names fail before any work
     pairs = list_pairs(args.root, args.split, args.limit)
     refiner = None if args.coarse_only else _build_refiner(args)
     refiner_id = '' if refiner is None else f'{args.config}|{args.checkpoint}'
     qrun = QualityRun(pairs, args.out, args.kinds, refiner, args.steps, args.mode, args.seed,
-                      args.dilation_ratio, refiner_id)
+                      args.dilation_ratio, refiner_id, variants)
     qrun.run(progress=not args.no_progress)
     rows = qrun.summary()
     name = args.name or (osp.basename(osp.normpath(args.root)) +
@@ -567,11 +733,14 @@ def run_quality(args) -> int:
                             + (' (coarse masks only)' if refiner is None else ''))
     _write_text(json.dumps(dict(root=args.root, split=args.split, limit=args.limit,
                                 seed=args.seed, mode=args.mode, config=args.config,
-                                checkpoint=args.checkpoint, rows=rows), indent=2),
+                                checkpoint=args.checkpoint,
+                                variants={v.name: qrun.refine_kwargs(v) for v in qrun.variants},
+                                rows=rows), indent=2),
                 osp.join(args.out, 'quality.json'))
     _write_text(text, osp.join(args.out, 'quality.md'))
     if refiner is not None:
         plot_quality_vs_steps(rows, osp.join(args.out, 'quality_vs_steps.png'), name)
+        plot_quality_vs_calls(rows, osp.join(args.out, 'quality_vs_calls.png'), name)
     print(text)
     return 0
 

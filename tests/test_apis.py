@@ -1,5 +1,3 @@
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -104,3 +102,70 @@ def test_refine_label_map_keeps_dtype_ignore_and_unlisted(tiny_refiner, blob_sam
     assert set(np.unique(out)) <= {1, 3, 7, 255}
     only = refine_label_map(tiny_refiner, img, labels, classes=[3], seed=0)
     assert (only[labels == 7] == 7).all() and (only[labels == 255] == 255).all()
+
+
+def test_full_mask_and_odd_mask_encodings(tiny_refiner, blob_sample):
+    img, gt, coarse = blob_sample
+    full = np.ones(gt.shape, bool)
+    out = refine_mask(tiny_refiner, img, full, seed=0)
+    assert out.shape == gt.shape and out.dtype == bool  # defined, no crash
+    base = refine_mask(tiny_refiner, img, coarse, seed=0)
+    for enc in (coarse.astype(np.uint16) * 65535, coarse.astype(np.uint8) * 7,
+                coarse.astype(np.float32), np.where(coarse, 200, 30).astype(np.uint8)):
+        assert np.array_equal(refine_mask(tiny_refiner, img, enc, seed=0), base)
+    with pytest.raises(InputError, match='negative'):
+        refine_mask(tiny_refiner, img, coarse.astype(np.int16) - 1)
+
+
+def test_mask_and_image_files_in_other_formats(tmp_path, tiny_refiner, blob_sample):
+    import cv2
+    img, gt, coarse = blob_sample
+    base = refine_mask(tiny_refiner, img, coarse, seed=0)
+    m16 = str(tmp_path / 'm16.png')
+    cv2.imwrite(m16, coarse.astype(np.uint16) * 65535)
+    rgba = str(tmp_path / 'rgba.png')
+    cv2.imwrite(rgba, np.dstack([coarse.astype(np.uint8) * 255] * 3 + [np.full(gt.shape, 255,
+                                                                               np.uint8)]))
+    for mask_file in (m16, rgba):
+        assert np.array_equal(refine_mask(tiny_refiner, img, mask_file, seed=0), base)
+    grey = str(tmp_path / 'grey.png')
+    cv2.imwrite(grey, img[..., 0])
+    img16 = str(tmp_path / 'img16.png')
+    cv2.imwrite(img16, img.astype(np.uint16) * 257)
+    img_rgba = str(tmp_path / 'img_rgba.png')
+    cv2.imwrite(img_rgba, np.dstack([img, np.full(gt.shape, 255, np.uint8)]))
+    for image_file in (grey, img16, img_rgba):
+        assert refine_mask(tiny_refiner, image_file, coarse, seed=0).shape == gt.shape
+    assert np.array_equal(refine_mask(tiny_refiner, img_rgba, coarse, seed=0), base)
+    with pytest.raises(InputError, match='uint8'):
+        refine_mask(tiny_refiner, img.astype(np.uint16), coarse)
+
+
+def test_truncated_and_non_checkpoint_files(tmp_path, tiny_refiner):
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': tiny_refiner.state_dict()}, good)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(open(good, 'rb').read()[:200])
+    text = tmp_path / 'notes.pth'
+    text.write_text('hello')
+    for bad in (truncated, text):
+        with pytest.raises(ValueError, match=bad.name):
+            init_refiner(TINY_CONFIG, str(bad))
+    shapes = str(tmp_path / 'shapes.pth')
+    state = dict(tiny_refiner.state_dict())
+    state['backbone.time_embed.weight'] = torch.zeros(3, 3)
+    torch.save({'state_dict': state}, shapes)
+    with pytest.raises(ValueError, match='shape'):
+        init_refiner(TINY_CONFIG, shapes)
+
+
+def test_bf16_autocast_option_matches_fp32_mostly(tiny_refiner, blob_sample):
+    img, gt, coarse = blob_sample
+    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
+    fp32 = refine_mask(tiny_refiner, img, coarse, seed=0)
+    tiny_refiner.test_cfg['autocast'] = 'bf16'
+    bf16 = refine_mask(tiny_refiner, img, coarse, seed=0)
+    assert (fp32 == bf16).mean() > 0.95
+    tiny_refiner.test_cfg['autocast'] = 'int8'
+    with pytest.raises(ValueError, match='autocast'):
+        refine_mask(tiny_refiner, img, coarse, seed=0)

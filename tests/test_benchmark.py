@@ -147,3 +147,91 @@ def test_quality_sweep_is_resumable(dataset, tmp_path):
     size = osp.getsize(cache)
     assert cli_main(args) == 0
     assert osp.getsize(cache) == size
+
+
+# ---------------------------------------------------------------- quality: variants
+@pytest.mark.parametrize('name, guard, thr, criterion', [
+    ('guarded', True, 0.0, 'coarse'),
+    ('unguarded', False, 0.0, 'coarse'),
+    ('adaptive-0.02', True, 0.02, 'coarse'),
+    ('adaptive-change-0.01', True, 0.01, 'change'),
+    ('unguarded-adaptive-coarse-.5', False, 0.5, 'coarse'),
+    ('guarded-adaptive-1', True, 1.0, 'coarse'),
+])
+def test_parse_variant(name, guard, thr, criterion):
+    assert bm.parse_variant(name) == bm.Variant(name, guard, thr, criterion)
+
+
+@pytest.mark.parametrize('name', ['adaptive', 'adaptive-change', 'guardedadaptive-0.1',
+                                  'adaptive-1e-3', 'adaptive--0.1', 'fixed', ''])
+def test_parse_variant_rejects_bad_names(name):
+    with pytest.raises(ValueError, match='unknown benchmark variant'):
+        bm.parse_variant(name)
+    with pytest.raises(ValueError, match=r'must be in \[0, 1\], got 1.5'):
+        bm.parse_variant('adaptive-1.5')
+
+
+def test_stop_criterion_is_restored(tiny_refiner):
+    with pytest.raises(RuntimeError):
+        with bm.stop_criterion_set(tiny_refiner, 'change'):
+            assert tiny_refiner.test_cfg['stop_criterion'] == 'change'
+            raise RuntimeError('boom')
+    assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'
+    with pytest.raises(ValueError, match="got 'steps'"):
+        with bm.stop_criterion_set(tiny_refiner, 'steps'):
+            pass
+
+
+def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, monkeypatch):
+    import mmseg_refiner.apis as apis
+    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
+    seen, real = [], apis.refine_mask
+
+    def spy(refiner, *args, **kwargs):
+        seen.append((kwargs['guard'], kwargs['stop_thr'], refiner.test_cfg['stop_criterion']))
+        return real(refiner, *args, **kwargs)
+
+    monkeypatch.setattr(apis, 'refine_mask', spy)
+    pairs, out = bm.list_pairs(dataset), str(tmp_path / 'q')
+    names = ['guarded', 'unguarded', 'adaptive-change-1', 'adaptive-0']
+    qrun = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
+                         variants=names)
+    qrun.run(progress=False)
+    guard_cfg = dict(band_ratio=0.05, min_band=4, drop_new_components=True)
+    assert seen[:3] == [(guard_cfg, 0.0, 'coarse'), (False, 0.0, 'coarse'),
+                        (guard_cfg, 1.0, 'change')]  # adaptive-0 = guarded: not run again
+    assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'  # restored
+    rows = {r['variant']: r for r in qrun.summary()}
+    assert list(rows) == names and all(r['steps'] == 6 for r in rows.values())
+    assert rows['guarded']['mean_unet_calls'] == rows['unguarded']['mean_unet_calls'] == 6
+    assert rows['adaptive-change-1']['mean_unet_calls'] == 1  # everything stops at once
+    for m in bm.METRICS:  # threshold 0 is the fixed schedule: same results, same cache entry
+        assert rows['adaptive-0'][m] == rows['guarded'][m]
+    lines = open(osp.join(out, 'cache.jsonl')).read().splitlines()
+    assert len(lines) == 3 * (1 + 3) and len(seen) == 3 * 3
+    # Adding a variant later computes only that variant.
+    more = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
+                         variants=names + ['unguarded-adaptive-0.5'])
+    more.run(progress=False)
+    assert len(open(osp.join(out, 'cache.jsonl')).read().splitlines()) == len(lines) + 3
+    assert len(seen) == 3 * 3 + 3 and seen[-1] == (False, 0.5, 'coarse')
+
+
+def test_variants_command_writes_table_and_plot(dataset, tmp_path):
+    out = tmp_path / 'q'
+    rc = cli_main(['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG,
+                   '--kinds', 'lowres', 'polygon', '--steps', '1', '2', '--mode', 'instance',
+                   '--variants', 'guarded', 'unguarded', 'adaptive-change-1', '--limit', '2',
+                   '--out', str(out), '--no-progress'])
+    assert rc == 0
+    report = json.load(open(out / 'quality.json'))
+    assert [(r['kind'], r['variant'], r['steps']) for r in report['rows']][:6] == [
+        ('lowres', v, s) for v in ('guarded', 'unguarded', 'adaptive-change-1') for s in (1, 2)]
+    assert report['variants']['unguarded'] == dict(guard=False, stop_thr=0.0,
+                                                   stop_criterion=None)
+    assert report['variants']['adaptive-change-1']['stop_criterion'] == 'change'
+    table = (out / 'quality.md').read_text()
+    assert '| lowres | adaptive-change-1 | 2 | 2 |' in table and 'U-Net calls' in table
+    assert osp.getsize(out / 'quality_vs_calls.png') > 0
+    assert cli_main(['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG,
+                     '--variants', 'adaptive', '--out', str(out)]) == 1

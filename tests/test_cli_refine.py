@@ -68,3 +68,30 @@ def test_refine_single_files_and_errors(tmp_path, folders, ckpt, capsys):
     assert main(['refine', str(img_dir / 's0.jpg'), str(small / 's0.png'), '--out',
                  str(tmp_path / 'o2'), '--config', TINY_CONFIG, '--checkpoint', ckpt]) == 1
     assert 'does not match the image size' in capsys.readouterr().err
+
+
+def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, monkeypatch,
+                                                    capsys):
+    import mmseg_refiner.apis as apis
+    img_dir, mask_dir = folders
+    seen, real = [], apis.refine_mask
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs['guard'], kwargs['stop_thr']))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apis, 'refine_mask', spy)
+    common = [str(img_dir / 's0.jpg'), str(mask_dir / 's0.png'), '--config', TINY_CONFIG,
+              '--checkpoint', ckpt]
+    assert main(['refine'] + common + ['--out', str(tmp_path / 'a')]) == 0
+    assert main(['refine'] + common + ['--out', str(tmp_path / 'b'), '--no-guard',
+                                       '--stop-thr', '0.05']) == 0
+    assert seen == [(None, None), (False, 0.05)]  # defaults defer to the config's test_cfg
+    for out in ('a', 'b'):
+        mask = mmcv.imread(str(tmp_path / out / 's0.png'), flag='unchanged')
+        assert mask.shape == (60, 80) and set(np.unique(mask)) <= {0, 255}
+    for bad in ('1.5', '-0.1', 'x'):
+        with pytest.raises(SystemExit) as exc:
+            main(['refine'] + common + ['--out', str(tmp_path / 'c'), '--stop-thr', bad])
+        assert exc.value.code == 2
+        assert 'expected a share in [0, 1]' in capsys.readouterr().err

@@ -54,7 +54,8 @@ def test_refine_batch_seeded_and_chunked(tiny_refiner):
     b = tiny_refiner.refine_batch(imgs, coarse, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a.prob, b.prob)
     assert a.prob.shape == (5, 1, 32, 32) and a.num_calls.tolist() == [6] * 5
-    c = tiny_refiner.refine_batch(imgs, coarse, steps=2, generator=torch.Generator().manual_seed(0))
+    c = tiny_refiner.refine_batch(imgs, coarse, steps=2,
+                                  generator=torch.Generator().manual_seed(0))
     assert c.num_calls.tolist() == [2] * 5
 
 

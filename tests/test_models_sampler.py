@@ -72,7 +72,8 @@ def test_full_reverse_loop_with_dummy_model_is_seeded():
     target[..., 4:12, 4:12] = 1
 
     def run(seed):
-        gen, mask, fine = torch.Generator().manual_seed(seed), coarse.clone(), torch.zeros_like(coarse)
+        gen = torch.Generator().manual_seed(seed)
+        mask, fine = coarse.clone(), torch.zeros_like(coarse)
         for i, t in enumerate(s.timesteps()):
             logits = (target * 2 - 1) * 8  # a confident dummy model that predicts `target`
             out = s.step(logits, t, coarse, fine, last=(t == 0), generator=gen)
@@ -83,3 +84,17 @@ def test_full_reverse_loop_with_dummy_model_is_seeded():
     assert torch.equal(m1, m2) and torch.equal(f1, f2)
     assert ((m1 >= 0.5).float() == target).all()
     assert (f1 > 0.99).all()  # the cumulative fine probability reaches ~1 at t = 0
+
+
+def test_mask_only_changes_where_pixels_turned_fine():
+    s = get_sampler()
+    g = torch.Generator().manual_seed(4)
+    coarse = (torch.rand(2, 1, 24, 24, generator=g) > 0.5).float()
+    fine = torch.zeros_like(coarse)
+    for t in (5, 4, 3, 2, 1):
+        logits = torch.randn(2, 1, 24, 24, generator=g) * 4
+        out = s.step(logits, t, coarse, fine, generator=g)
+        assert torch.equal(out.mask[~out.fine_map], coarse[~out.fine_map])
+        assert torch.equal(out.mask[out.fine_map], (logits >= 0).float()[out.fine_map])
+        assert (out.fine_prob >= fine).all()  # fine probability never decreases
+        fine = out.fine_prob

@@ -267,3 +267,25 @@ def test_generate_coarse_mask_expanded_variant():
     assert out['coarse_mode'] == 'expanded'
     assert out['coarse_mask'][28:36, 28:36].mean() > 0.5
     assert out['coarse_iou'] == pytest.approx(mask_iou(out['coarse_mask'], gt))
+
+
+def test_random_error_window_is_centred_on_errors_and_aligned():
+    from mmseg_refiner.datasets.transforms import RandomErrorWindow
+    results = _results(64, 64)
+    gt = results['gt_mask'].astype(np.uint8)
+    coarse = gt.copy()
+    coarse[40:44, 50:54] = 1 - coarse[40:44, 50:54]  # the only error
+    results['coarse_mask'] = coarse
+    img_before = results['img'].copy()
+    out = RandomErrorWindow(size=16, error_prob=1.0, seed=0)(dict(results))
+    assert out['img'].shape == (16, 16, 3) and out['gt_mask'].shape == (16, 16)
+    assert (out['gt_mask'] != out['coarse_mask']).any()  # the error is inside the window
+    # aligned: the window's image pixels are a crop of the original at the same offset
+    ys, xs = np.nonzero((gt != coarse))
+    found = [(y0, x0) for y0 in range(49) for x0 in range(49)
+             if np.array_equal(img_before[y0:y0 + 16, x0:x0 + 16], out['img'])]
+    assert found and all(np.array_equal(gt[y:y + 16, x:x + 16], out['gt_mask']) for y, x in found)
+    again = RandomErrorWindow(size=16, error_prob=1.0, seed=0)(dict(results))
+    assert np.array_equal(again['img'], out['img'])
+    small = RandomErrorWindow(size=128)(dict(results))
+    assert small['img'].shape == (64, 64, 3)  # smaller inputs pass through

@@ -8,7 +8,7 @@ Examples::
 
     python tools/test.py configs/refine_with/mask-rcnn_r50_fpn_1x_coco_segrefiner.py \\
         mask_rcnn.pth --cfg-options custom_hooks.0.refiner_checkpoint=segrefiner_lr.pth
-    python tools/test.py mmdet_config.py det.pth \\
+    python tools/test.py mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py mask_rcnn.pth \\
         --refiner configs/segrefiner/segrefiner_lr.py --refiner-checkpoint segrefiner_lr.pth
     bash tools/dist_test.sh mmseg_config.py seg.pth 4 --refiner ... --refiner-checkpoint ...
     mim test mmseg_refiner CONFIG --checkpoint CKPT --refiner ... --refiner-checkpoint ...
@@ -18,12 +18,13 @@ import importlib
 import os
 import os.path as osp
 
-import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.hub import get_config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmseg_refiner  # noqa: F401  (registers SegRefinerHook, applies checkpoint-loading fixes)
+from mmseg_refiner.utils.launch import setup_cpu_distributed
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -32,7 +33,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) an mmdet / mmseg model, optionally refining its '
         'masks with SegRefiner')
-    parser.add_argument('config', help='test config file path (default_scope mmdet or mmseg)')
+    parser.add_argument('config', help='test config: a file, or a model-zoo config such as '
+                        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py (default_scope mmdet or '
+                        'mmseg)')
     parser.add_argument('checkpoint', help='checkpoint file of the model')
     parser.add_argument('--work-dir', help='the directory to save logs and metrics')
     parser.add_argument(
@@ -112,19 +115,9 @@ def setup_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
-def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """Without CUDA: gloo backend, and DDP wrapping the CPU module (no device ids)."""
-    if launcher == 'none' or torch.cuda.is_available():
-        return
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-    wrapper.setdefault('device_ids', None)
-    cfg.model_wrapper_cfg = wrapper
-
-
 def build_cfg(args) -> tuple:
     """(Config, scope) from the file and the command line."""
-    cfg = Config.fromfile(args.config)
+    cfg = get_config(args.config) if '::' in args.config else Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -143,7 +136,7 @@ def build_cfg(args) -> tuple:
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    setup_cpu_distributed(cfg, args.launcher)
+    setup_cpu_distributed(cfg, args.launcher, 'testing')
     return cfg, scope
 
 

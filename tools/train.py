@@ -17,6 +17,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmseg_refiner.utils.launch import setup_cpu_distributed
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a SegRefiner model')
@@ -58,24 +60,6 @@ def setup_amp(cfg: Config) -> None:
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 
-def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """Without CUDA: gloo process group, and DDP wrapping the CPU module (no device ids).
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU build of torch
-    lacks, so the process group is created here (the Runner skips an initialized one).
-    """
-    if launcher == 'none' or torch.cuda.is_available():
-        return
-    if launcher != 'pytorch':
-        raise ValueError(f'CPU training supports --launcher none or pytorch, got {launcher}')
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-    wrapper.setdefault('device_ids', None)
-    cfg.model_wrapper_cfg = wrapper
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend='gloo')
-
-
 def build_cfg(args) -> Config:
     """Config from file + command line (work dir, resume, amp, launcher)."""
     cfg = Config.fromfile(args.config)
@@ -92,7 +76,7 @@ def build_cfg(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    setup_cpu_distributed(cfg, args.launcher)
+    setup_cpu_distributed(cfg, args.launcher, 'training')
     return cfg
 
 

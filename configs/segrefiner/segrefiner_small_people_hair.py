@@ -13,10 +13,10 @@ train_sets = [
     dict(data_root=data_root + '/hair', ann_file='train.txt'),
 ]
 window = 128
-max_iters = 1200
+max_iters = 4000
 batch_size = 4
-val_interval = 250
-checkpoint_interval = 100
+val_interval = 1000
+checkpoint_interval = 200
 pipeline_seed = 0
 num_workers = 1
 
@@ -48,7 +48,7 @@ train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[850, 1050], gamma=0.5)
+         milestones=[3000, 3600], gamma=0.5)
 ]
 default_hooks = dict(checkpoint=dict(interval=checkpoint_interval, max_keep_ckpts=4))
 optim_wrapper = dict(optimizer=dict(lr=6e-4))

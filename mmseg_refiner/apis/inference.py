@@ -48,7 +48,11 @@ def _load_state_dict(path: str) -> tuple:
     """(state_dict, meta) of a checkpoint file (mmengine, released SegRefiner, or shipped)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'refiner checkpoint not found: {path}')
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    try:
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except Exception as exc:  # truncated zip, pickle errors, text files ...
+        raise ValueError(f'{path} is not a readable checkpoint '
+                         f'({type(exc).__name__}: {exc})') from exc
     if not isinstance(ckpt, dict):
         raise ValueError(f'{path} is not a checkpoint (got {type(ckpt).__name__})')
     state = ckpt.get('state_dict', ckpt)
@@ -59,7 +63,11 @@ def _load_state_dict(path: str) -> tuple:
 def load_refiner_weights(model: torch.nn.Module, path: str) -> None:
     """Load ``path`` strictly; the error lists missing and unexpected keys."""
     state, _ = _load_state_dict(path)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # torch lists every tensor of the wrong shape
+        raise ValueError(f'checkpoint {path} does not match the refiner config '
+                         f'(tensor shape mismatch): {exc}') from exc
     if result.missing_keys or result.unexpected_keys:
         def head(keys):
             return ', '.join(keys[:8]) + (f' ... (+{len(keys) - 8})' if len(keys) > 8 else '')
@@ -117,7 +125,7 @@ def _check_pair(image: np.ndarray, masks: np.ndarray, what: str = 'mask'):
                          f'the image size {image.shape[1]}x{image.shape[0]}')
 
 
-def _refine(refiner, image, masks, mode, steps, seed, guard):
+def _refine(refiner, image, masks, mode, steps, seed, guard, stop_thr=None):
     """Refine (N, H, W) bool masks of one image; returns (prob, fine_prob) (N, H, W).
 
     Where the growth guard overrules the refiner, ``prob`` is set to the coarse value.
@@ -125,7 +133,8 @@ def _refine(refiner, image, masks, mode, steps, seed, guard):
     gen = _generator(seed)
     modes = [choose_mode(refiner, m, mode) for m in masks]
     outs = {m: run_strategy(refiner, m, image, masks[[i for i, x in enumerate(modes) if x == m]],
-                            steps=steps, generator=gen) for m in dict.fromkeys(modes)}
+                            steps=steps, generator=gen, stop_thr=stop_thr)
+            for m in dict.fromkeys(modes)}
     prob = torch.zeros(masks.shape, dtype=torch.float32)
     fine = torch.zeros(masks.shape, dtype=torch.float32)
     for m, out in outs.items():
@@ -144,7 +153,7 @@ def _refine(refiner, image, masks, mode, steps, seed, guard):
 @torch.no_grad()
 def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'auto',
                  steps=None, seed: Optional[int] = None, return_confidence: bool = False,
-                 guard=None):
+                 guard=None, stop_thr: Optional[float] = None):
     """Refine several binary masks of one image.
 
     Args:
@@ -159,6 +168,8 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'au
         guard (None | bool | dict): Growth guard (:mod:`mmseg_refiner.inference.guard`):
             ``None`` = ``test_cfg['guard']`` (on by default), ``False`` = off (the reference
             behaviour), a dict = its options.
+        stop_thr (float, optional): Adaptive stopping threshold (see
+            :meth:`DiffusionRefiner.refine_batch`); ``None`` = ``test_cfg['stop_thr']``.
 
     Returns:
         ndarray: (N, H, W) bool refined masks (and confidences in [0, 1] if asked).
@@ -171,27 +182,29 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'au
     masks = np.stack([maskread_checked(m, f'masks[{i}]') for i, m in enumerate(masks)]) \
         if len(masks) else masks.astype(bool)
     _check_pair(image, masks, 'masks')
-    prob, fine = _refine(refiner, image, masks, mode, steps, seed, guard)
+    prob, fine = _refine(refiner, image, masks, mode, steps, seed, guard, stop_thr)
     refined = (prob >= refiner.test_cfg['mask_thr']).numpy()
     return (refined, fine.numpy()) if return_confidence else refined
 
 
 def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: str = 'auto', steps=None,
-                seed: Optional[int] = None, return_confidence: bool = False, guard=None):
+                seed: Optional[int] = None, return_confidence: bool = False, guard=None,
+                stop_thr: Optional[float] = None):
     """Refine one binary mask of one image.
 
     Args:
         refiner: A model from :func:`init_refiner`.
         image (str | ndarray): Path, or HxWx3 uint8 BGR array.
         mask (str | ndarray): Path, or HxW bool / 0-1 / 0-255 array of the image's size.
-        mode, steps, seed, return_confidence, guard: as :func:`refine_masks`.
+        mode, steps, seed, return_confidence, guard, stop_thr: as :func:`refine_masks`.
 
     Returns:
         ndarray: HxW bool (and an HxW float32 confidence map if ``return_confidence``).
     """
     image = imread_checked(image)
     mask = maskread_checked(mask)
-    out = refine_masks(refiner, image, mask[None], mode, steps, seed, return_confidence, guard)
+    out = refine_masks(refiner, image, mask[None], mode, steps, seed, return_confidence, guard,
+                       stop_thr)
     return (out[0][0], out[1][0]) if return_confidence else out[0]
 
 

@@ -1,4 +1,5 @@
 """``mmseg-refiner refine IMAGE|DIR MASK|DIR --out DIR``: refine image + mask files."""
+import argparse
 import os.path as osp
 import sys
 import time
@@ -23,8 +24,26 @@ def add_parser(subparsers) -> None:
                    help='also write <name>_vis.png before/after panels')
     p.add_argument('--confidence', action='store_true',
                    help='also write <name>_conf.png (fine probability x 255)')
+    p.add_argument('--no-guard', action='store_true',
+                   help='turn the growth guard off (the reference behaviour: changes anywhere, '
+                   'new detached regions allowed)')
+    p.add_argument('--stop-thr', type=_share, default=None, metavar='FLOAT',
+                   help='adaptive stopping: stop a mask once the share of pixels still coarse '
+                   '(or changed by the last step, per the config\'s test_cfg.stop_criterion) '
+                   'is below FLOAT; 0 = the full fixed schedule (default: test_cfg.stop_thr, 0)')
     p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
     p.set_defaults(func=run)
+
+
+def _share(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f'expected a share in [0, 1], got {text!r}')
+    return value
 
 
 def _outputs_exist(out_dir, stem, args) -> bool:
@@ -40,7 +59,8 @@ def _refine_one(refiner, stem, img_path, mask_path, args):
     image = imread_checked(img_path)
     coarse = maskread_checked(mask_path)
     refined, conf = refine_mask(refiner, image, coarse, mode=args.mode, steps=args.steps,
-                                seed=args.seed, return_confidence=True)
+                                seed=args.seed, return_confidence=True,
+                                guard=False if args.no_guard else None, stop_thr=args.stop_thr)
     maskwrite_atomic(refined, osp.join(args.out, f'{stem}.png'))
     if args.confidence:
         imwrite_atomic((np.clip(conf, 0, 1) * 255).astype(np.uint8),

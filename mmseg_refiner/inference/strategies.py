@@ -120,7 +120,7 @@ def refine_hr(refiner, image: np.ndarray, masks: np.ndarray, steps=None, generat
     foreground and background with the last step (t = 0) at full resolution; overlapping
     patches are averaged and pasted over the stage-1 result.
     """
-    n, shape = masks.shape[0], image.shape[:2]
+    n = masks.shape[0]
     cfg = refiner.test_cfg
     all_steps = refiner.sampler.timesteps(cfg['steps'] if steps is None else steps)
     coarse_steps = all_steps[:-1] if len(all_steps) > 1 else all_steps

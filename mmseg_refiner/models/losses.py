@@ -46,5 +46,5 @@ class MaskBCELoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.loss_weight * F.binary_cross_entropy_with_logits(logits.float(),
-                                                                    target.float())
+        loss = F.binary_cross_entropy_with_logits(logits.float(), target.float())
+        return self.loss_weight * loss

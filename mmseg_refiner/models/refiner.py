@@ -16,11 +16,12 @@ DEFAULT_TEST_CFG = dict(
     area_thr=512,  # instances smaller than this (px) are returned unchanged
     mask_thr=0.5,
     stop_thr=0.0,  # adaptive stopping: 0 = fixed schedule (reference behaviour)
-    stop_criterion='coarse',  # 'coarse': share still coarse; 'change': share changed
+    stop_criterion='coarse',  # 'coarse': still coarse and disputed; 'change': prediction moved
     hr_size=768,  # mode='auto': boxes longer than this use the 'hr' strategy
     hr_fine_thr=0.9,  # hr: patch centres where fine_prob < thr * max
     hr_nms_iou=0.3,
     hr_max_patches=64,
+    autocast=None,  # None (fp32, the reference), 'bf16' or 'fp16': U-Net under torch.autocast
     guard=True,  # API growth guard: True = DEFAULT_GUARD, a dict, or None/False = off
 )
 
@@ -161,9 +162,10 @@ class DiffusionRefiner(BaseModel):
                 :meth:`TransitionSampler.timesteps`. Defaults to ``test_cfg['steps']``.
             generator (torch.Generator, optional): Makes the sampling reproducible.
             stop_thr (float, optional): Adaptive stopping: an element stops (its current
-                prediction becomes final) once the share of pixels still coarse (or changed
-                in the last step, per ``test_cfg['stop_criterion']``) is below this.
-                0 reproduces the fixed schedule exactly. Defaults to ``test_cfg['stop_thr']``.
+                prediction becomes final) once the share of pixels that later steps could
+                still change (``test_cfg['stop_criterion']``, see :meth:`_stopped`) is below
+                this. 0 reproduces the fixed schedule exactly. Defaults to
+                ``test_cfg['stop_thr']``.
 
         Returns:
             RefineOutput: probabilities, fine probabilities and U-Net calls per element.
@@ -172,20 +174,33 @@ class DiffusionRefiner(BaseModel):
         stop_thr = self.test_cfg['stop_thr'] if stop_thr is None else stop_thr
         chunk = max(1, int(self.test_cfg['batch_size']))
         coarse = coarse.to(images.device).float()
-        outs = [self._reverse_loop(images[i:i + chunk], coarse[i:i + chunk], steps, generator,
-                                   stop_thr) for i in range(0, images.shape[0], chunk)]
+        with self._autocast(images.device):
+            outs = [self._reverse_loop(images[i:i + chunk], coarse[i:i + chunk], steps,
+                                       generator, stop_thr)
+                    for i in range(0, images.shape[0], chunk)]
         return RefineOutput(*(torch.cat(f) for f in zip(*outs)))
+
+    def _autocast(self, device: torch.device):
+        """``torch.autocast`` per ``test_cfg['autocast']`` (disabled when ``None``)."""
+        dtypes = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+        if self.test_cfg['autocast'] not in dtypes:
+            raise ValueError(f"test_cfg.autocast must be one of {list(dtypes)}, got "
+                             f"{self.test_cfg['autocast']!r}")
+        dtype = dtypes[self.test_cfg['autocast']]
+        return torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                              enabled=dtype is not None)
 
     def _reverse_loop(self, images, coarse, steps, generator, stop_thr):
         b = images.shape[0]
         prob = torch.zeros_like(coarse)
         fine_prob = torch.zeros_like(coarse)
         num_calls = torch.zeros(b, dtype=torch.long)
+        pred_prev = torch.zeros_like(coarse, dtype=torch.bool)
         mask_t, active = coarse.clone(), torch.arange(b, device=images.device)
         for i, t in enumerate(steps):
             x = torch.cat([images[active], mask_t[active]], dim=1)
             t_batch = torch.full((len(active), ), t, dtype=torch.long, device=images.device)
-            logits = self.backbone(x, t_batch)
+            logits = self.backbone(x, t_batch).float()
             num_calls[active.cpu()] += 1
             last = i == len(steps) - 1
             out = self.sampler.step(logits, t, coarse[active], fine_prob[active], last=last,
@@ -194,20 +209,31 @@ class DiffusionRefiner(BaseModel):
             if last:
                 prob[active] = out.mask
                 break
-            done = self._stopped(out, mask_t[active], stop_thr)
-            prob[active[done]] = logits[done].float().sigmoid()
+            pred = logits >= 0
+            done = self._stopped(out, pred, pred_prev[active], coarse[active], i, stop_thr)
+            pred_prev[active] = pred
+            prob[active[done]] = logits[done].sigmoid()
             mask_t[active] = out.mask
             active = active[~done]
             if len(active) == 0:
                 break
         return prob, fine_prob, num_calls
 
-    def _stopped(self, out, prev_mask: torch.Tensor, stop_thr: float) -> torch.Tensor:
-        """(B,) bool: elements whose remaining work is below ``stop_thr``."""
+    def _stopped(self, out, pred: torch.Tensor, pred_prev: torch.Tensor, coarse: torch.Tensor,
+                 call_idx: int, stop_thr: float) -> torch.Tensor:
+        """(B,) bool: elements whose remaining work is below ``stop_thr``.
+
+        ``'coarse'``: share of pixels still in the coarse state whose prediction disagrees
+        with the coarse mask (what later steps could still change). ``'change'``: share of
+        pixels whose prediction changed since the previous call (never before the second).
+        """
+        never = torch.zeros(pred.shape[0], dtype=torch.bool, device=pred.device)
         if stop_thr <= 0:
-            return torch.zeros(prev_mask.shape[0], dtype=torch.bool, device=prev_mask.device)
+            return never
         if self.test_cfg['stop_criterion'] == 'change':
-            share = (out.mask != prev_mask).flatten(1).float().mean(1)
+            if call_idx == 0:
+                return never
+            share = (pred != pred_prev).flatten(1).float().mean(1)
         else:
-            share = (~out.fine_map).flatten(1).float().mean(1)
+            share = (~out.fine_map & (pred != (coarse >= 0.5))).flatten(1).float().mean(1)
         return share < stop_thr

@@ -3,6 +3,6 @@ from .io import (InputError, atomic_write, imread_checked, imwrite_atomic, maskr
                  maskwrite_atomic)
 
 __all__ = [
-    'apply_compat_patches', 'atomic_write', 'imread_checked', 'maskread_checked', 'InputError', 'imwrite_atomic',
-    'maskwrite_atomic'
+    'apply_compat_patches', 'atomic_write', 'imread_checked', 'maskread_checked', 'InputError',
+    'imwrite_atomic', 'maskwrite_atomic'
 ]

@@ -65,16 +65,28 @@ def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.nda
 
 
 def _binarize(arr: np.ndarray, name: str) -> np.ndarray:
+    """Foreground of a mask array, by a documented rule.
+
+    * bool: as is;
+    * two values or fewer (0/1, 0/255, 0/65535, 0/k): every non-zero pixel is foreground;
+    * graded masks (soft masks, more than two values): above half of the range, i.e.
+      ``> 0.5`` for floats in [0, 1], ``> 127`` for 8-bit, ``> 32767`` for 16-bit.
+    """
     if arr.dtype == bool:
         return arr
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise InputError(f'{name} has unsupported dtype {arr.dtype}')
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise InputError(f'{name} contains NaN or infinite values')
+    if arr.size and arr.min() < 0:
+        raise InputError(f'{name} has negative values (min {arr.min()}); expected a binary '
+                         'or 0-255 mask')
     vmax = arr.max() if arr.size else 0
-    # 0/1 masks (any dtype) and 0..255 masks are both accepted; threshold at half range.
-    thr = 0.5 if vmax <= 1 else 127
-    return arr > thr
+    if not np.any((arr != 0) & (arr != vmax)):  # two values at most: 0 and vmax
+        return arr > 0
+    if vmax <= 1:
+        return arr > 0.5
+    return arr > (32767 if vmax > 255 else 127)
 
 
 def maskread_checked(mask: Union[str, np.ndarray], name: str = 'mask') -> np.ndarray:

@@ -94,6 +94,11 @@ class SegRefinerHook(Hook):
         self._patch = None  # (object, method name, its own attribute before or None)
         self._stats = dict(images=0, predictions=0, seconds=0.0)
 
+    @property
+    def _options(self) -> dict:
+        """Keyword arguments of the API calls."""
+        return dict(mode=self.mode, steps=self.steps, seed=self.seed)
+
     def before_val(self, runner) -> None:
         """Build the refiner (once) and wrap ``runner.model.val_step``."""
         if self.refine_val:
@@ -205,7 +210,7 @@ class SegRefinerHook(Hook):
         index = adapters.select_instances(instances, self.score_thr, self.max_instances)
         if len(index):
             masks = adapters.instance_masks(instances)[index]
-            refined = refine_masks(self.refiner, image, masks, self.mode, self.steps, self.seed)
+            refined = refine_masks(self.refiner, image, masks, **self._options)
             adapters.write_instance_masks(instances, refined, index)
         self._stats['predictions'] += len(index)
 
@@ -215,15 +220,15 @@ class SegRefinerHook(Hook):
                              'panoptic void id is unknown: set ignore_index in the hook')
         ids = adapters.label_map(sample.pred_panoptic_seg, 'sem_seg')
         todo = adapters.panoptic_ids(ids, self._void, self._class_ids)
-        refined = refine_label_map(self.refiner, image, ids, self._void, todo, self.mode,
-                                   self.steps, self.seed)
+        refined = refine_label_map(self.refiner, image, ids, ignore_index=self._void,
+                                   classes=todo, **self._options)
         adapters.write_label_map(sample.pred_panoptic_seg, 'sem_seg', refined)
         self._stats['predictions'] += 1
 
     def _refine_semantic(self, sample, image) -> None:
         labels = adapters.label_map(sample.pred_sem_seg, 'data')
-        refined = refine_label_map(self.refiner, image, labels, self._ignore_index,
-                                   self._class_ids, self.mode, self.steps, self.seed)
+        refined = refine_label_map(self.refiner, image, labels, ignore_index=self._ignore_index,
+                                   classes=self._class_ids, **self._options)
         adapters.write_label_map(sample.pred_sem_seg, 'data', refined)
         self._stats['predictions'] += 1
 

@@ -1,0 +1,161 @@
+"""``mmseg-refiner refine-coco`` and ``refine-semantic``: offline refinement of result files."""
+import json
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from mmseg_refiner.apis import init_refiner, refine_label_map, refine_masks
+from mmseg_refiner.cli import main
+from mmseg_refiner.cli.refine_coco import decode_segmentation, encode_mask
+
+from conftest import TINY_CONFIG
+from test_refiner_hook import save_noisy_refiner, write_tiny_data
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('refine_coco')
+    data = write_tiny_data(root)
+    return dict(data=data, ann=osp.join(data, 'ann.json'), img=osp.join(data, 'img'),
+                ckpt=save_noisy_refiner(root / 'noisy.pth'))
+
+
+def _box_mask(h, w, x0, y0, x1, y1):
+    mask = np.zeros((h, w), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _write_results(path):
+    """Per image: a high-score RLE mask, a low-score RLE mask, a high-score polygon."""
+    results = []
+    for image_id, (h, w) in enumerate([(64, 80), (72, 64)]):
+        for score, box in ((0.9, (8, 10, 40, 50)), (0.2, (30, 5, 60, 30))):
+            results.append(dict(image_id=image_id, category_id=1, score=score, bbox=[1, 2, 3, 4],
+                                segmentation=encode_mask(_box_mask(h, w, *box)), extra='kept'))
+        results.append(dict(image_id=image_id, category_id=2, score=0.8,
+                            segmentation=[[20, 20, 50, 20, 50, 45, 20, 45]]))
+    with open(path, 'w') as f:
+        json.dump(results, f)
+    return results
+
+
+def _args(files, results, out, *extra):
+    return ['refine-coco', str(results), '--ann', files['ann'], '--img-dir', files['img'],
+            '--out', str(out), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'],
+            '--mode', 'instance', '--score-thr', '0.5', *extra]
+
+
+def test_refine_coco_refines_above_thr_and_keeps_other_fields(files, tmp_path):
+    results = _write_results(tmp_path / 'res.segm.json')
+    out = tmp_path / 'out' / 'refined.segm.json'
+    assert main(_args(files, tmp_path / 'res.segm.json', out)) == 0
+    refined = json.load(open(out))
+    assert not osp.exists(str(out) + '.partial.jsonl')
+    assert len(refined) == len(results)
+    refiner = init_refiner(TINY_CONFIG, files['ckpt'])
+    for image_id, (h, w) in enumerate([(64, 80), (72, 64)]):
+        rows = [i for i, r in enumerate(results) if r['image_id'] == image_id]
+        for i in rows:  # every field but segmentation is kept
+            assert {k: v for k, v in refined[i].items() if k != 'segmentation'} == \
+                {k: v for k, v in results[i].items() if k != 'segmentation'}
+        low = [i for i in rows if results[i]['score'] < 0.5]
+        assert all(refined[i] == results[i] for i in low)
+        high = [i for i in rows if results[i]['score'] >= 0.5]
+        coarse = np.stack([decode_segmentation(results[i]['segmentation'], h, w, '')
+                           for i in high])
+        expected = refine_masks(refiner, osp.join(files['img'], f'{image_id}.png'), coarse,
+                                mode='instance', seed=0)
+        got = np.stack([mask_utils.decode(refined[i]['segmentation']).astype(bool) for i in high])
+        assert np.array_equal(got, expected) and not np.array_equal(got, coarse)
+        assert all(isinstance(refined[i]['segmentation']['counts'], str) for i in high)
+
+
+def test_refine_coco_resumes_from_the_partial_cache(files, tmp_path):
+    _write_results(tmp_path / 'res.json')
+    out = tmp_path / 'refined.json'
+    assert main(_args(files, tmp_path / 'res.json', out)) == 0
+    first = json.load(open(out))
+    # An interrupted run: image 0 finished (with a recognisable empty mask), a torn line.
+    from mmseg_refiner.cli import build_parser
+    from mmseg_refiner.cli.refine_coco import _settings
+    header = _settings(build_parser().parse_args(_args(files, tmp_path / 'res.json', out)))
+    sentinel = encode_mask(np.zeros((64, 80), bool))
+    with open(str(out) + '.partial.jsonl', 'w') as f:
+        f.write(json.dumps({'header': header}) + '\n')
+        f.write(json.dumps({'image_id': 0, 'refined': [[0, sentinel], [2, sentinel]]}) + '\n')
+        f.write('{"image_id": 1, "refi')
+    assert main(_args(files, tmp_path / 'res.json', out)) == 0
+    resumed = json.load(open(out))
+    assert resumed[0]['segmentation'] == resumed[2]['segmentation'] == sentinel  # from cache
+    assert resumed[3:] == first[3:]  # image 1 refined again, identically (same seed)
+    # A cache from other settings is refused, unless --restart.
+    with open(str(out) + '.partial.jsonl', 'w') as f:
+        f.write(json.dumps({'header': dict(header, seed=5)}) + '\n')
+    assert main(_args(files, tmp_path / 'res.json', out)) == 1
+    assert main(_args(files, tmp_path / 'res.json', out, '--restart')) == 0
+    assert json.load(open(out)) == first
+
+
+def test_refine_coco_bad_inputs_are_clear_errors(files, tmp_path, capsys):
+    results = _write_results(tmp_path / 'res.json')
+    results[0]['image_id'] = 99
+    json.dump(results, open(tmp_path / 'bad_id.json', 'w'))
+    assert main(_args(files, tmp_path / 'bad_id.json', tmp_path / 'o.json')) == 1
+    assert 'image_id 99 that is not in' in capsys.readouterr().err
+    results[0].update(image_id=0, segmentation=encode_mask(np.zeros((10, 10), bool)))
+    json.dump(results, open(tmp_path / 'bad_size.json', 'w'))
+    assert main(_args(files, tmp_path / 'bad_size.json', tmp_path / 'o.json')) == 1
+    assert 'mask size [10, 10]' in capsys.readouterr().err
+    assert not osp.exists(tmp_path / 'o.json')
+
+
+def _write_label_maps(files, pred_dir):
+    """0.png as a palette PNG, 1.png as 8-bit grey; 255 (ignore) in a corner."""
+    pred_dir.mkdir()
+    maps = {}
+    for i in (0, 1):
+        labels = mmcv.imread(osp.join(files['data'], 'ann', f'{i}.png'), flag='unchanged')
+        labels = np.roll(labels, 3, axis=1)  # a misaligned (coarse) prediction
+        labels[:4, :4] = 255
+        img = Image.fromarray(labels)
+        if i == 0:
+            img.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [9] * (256 * 3 - 9))
+        img.save(pred_dir / f'{i}.png')
+        maps[i] = labels
+    return maps
+
+
+def test_refine_semantic_folder_keeps_format_ignore_and_other_classes(files, tmp_path, capsys):
+    maps = _write_label_maps(files, tmp_path / 'pred')
+    args = ['refine-semantic', str(tmp_path / 'pred'), '--img-dir', files['img'], '--out',
+            str(tmp_path / 'out'), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'],
+            '--mode', 'instance', '--classes', '0', '1']
+    assert main(args) == 0
+    refiner = init_refiner(TINY_CONFIG, files['ckpt'])
+    for i, labels in maps.items():
+        out = Image.open(tmp_path / 'out' / f'{i}.png')
+        assert out.mode == ('P' if i == 0 else 'L')
+        if i == 0:
+            assert out.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
+        got = np.array(out)
+        expected = refine_label_map(refiner, osp.join(files['img'], f'{i}.png'), labels,
+                                    classes=[0, 1], mode='instance', seed=0)
+        assert np.array_equal(got, expected) and not np.array_equal(got, labels)
+        assert (got[:4, :4] == 255).all()
+        assert np.array_equal(got == 2, labels == 2)  # class 2 not listed: untouched
+    assert main(args) == 0  # everything done: skipped
+    assert '2 of 2 already done' in capsys.readouterr().out

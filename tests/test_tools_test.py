@@ -1,0 +1,133 @@
+"""tools/test.py --refiner on tiny random-init mmdet / mmseg models (subprocess), and the
+example configs under configs/refine_with/."""
+import glob
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, TINY_CONFIG
+from test_refiner_hook import TINY_MODELS, save_noisy_refiner, write_tiny_data
+
+TEST_SCRIPT = osp.join(REPO_ROOT, 'tools', 'test.py')
+
+
+def save_random_model(name, path) -> str:
+    """Build tests/data/tiny_models/<name>.py's model (random init) and save its weights."""
+    cfg = Config.fromfile(osp.join(TINY_MODELS, f'{name}.py'))
+    scope = cfg.default_scope
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    __import__(f'{scope}.utils', fromlist=['x']).register_all_modules(init_default_scope=False)
+    torch.manual_seed(0)
+    with registry.switch_scope_and_registry(scope) as models:
+        model = models.build(cfg.model)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, str(path))
+    return str(path)
+
+
+def run_test_script(config, ckpt, args, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    cmd = [sys.executable, TEST_SCRIPT, config, ckpt, '--work-dir', str(tmp_path / 'work')]
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=300,
+                          cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def tiny_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tools_test')
+    (root / 'data').mkdir()
+    return dict(data=write_tiny_data(root / 'data'),
+                refiner=save_noisy_refiner(root / 'refiner.pth'), root=root)
+
+
+def _refiner_args(files):
+    return ['--refiner', TINY_CONFIG, '--refiner-checkpoint', files['refiner'],
+            '--refiner-mode', 'instance', '--refiner-steps', '3', '--refiner-seed', '1']
+
+
+def test_tools_test_mmdet_with_refiner(tiny_files, tmp_path):
+    name, data = 'mask-rcnn_r18_fpn_64px', tiny_files['data']
+    ckpt = save_random_model(name, tmp_path / 'det.pth')
+    out = str(tmp_path / 'preds.pkl')
+    log = run_test_script(
+        osp.join(TINY_MODELS, f'{name}.py'), ckpt,
+        ['--out', out, '--cfg-options', f'test_dataloader.dataset.data_root={data}',
+         f'test_evaluator.ann_file={data}/ann.json', 'randomness.seed=0'] +
+        _refiner_args(tiny_files), tmp_path)
+    assert 'SegRefinerHook: refined' in log and 'of 2 image(s)' in log
+    assert 'coco/segm_mAP' in log
+    with open(out, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 2 and all('masks' in p['pred_instances'] for p in preds)
+
+
+def test_tools_test_mmseg_with_refiner(tiny_files, tmp_path):
+    name, data = 'fast-scnn_64px', tiny_files['data']
+    ckpt = save_random_model(name, tmp_path / 'seg.pth')
+    log = run_test_script(
+        osp.join(TINY_MODELS, f'{name}.py'), ckpt,
+        ['--out', str(tmp_path / 'pred_png'), '--cfg-options',
+         f'test_dataloader.dataset.data_root={data}'] + _refiner_args(tiny_files), tmp_path)
+    assert 'SegRefinerHook: refined 2 prediction(s) of 2 image(s)' in log
+    assert 'mIoU' in log
+    assert len(glob.glob(str(tmp_path / 'pred_png' / '*.png'))) == 2
+
+
+def test_tools_test_adds_hook_and_import(tmp_path):
+    """--refiner appends the hook to cfg.custom_hooks and mmseg_refiner to custom_imports."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('refiner_tools_test', TEST_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args([osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth',
+                              '--refiner', TINY_CONFIG, '--refiner-steps', '2'])
+    cfg, scope = module.build_cfg(args)
+    assert scope == 'mmseg' and cfg.load_from == 'x.pth'
+    assert 'mmseg_refiner' in cfg.custom_imports['imports']
+    hook = cfg.custom_hooks[-1]
+    assert hook['type'] == 'mmseg_refiner.SegRefinerHook' and hook['steps'] == 2
+    assert hook['refiner_config'] == TINY_CONFIG
+
+
+@pytest.mark.parametrize('name,scope', [
+    ('mask-rcnn_r50_fpn_1x_coco_segrefiner', 'mmdet'),
+    ('mask2former_r50_8xb2-lsj-50e_coco-panoptic_segrefiner', 'mmdet'),
+    ('pspnet_r50-d8_4xb2-40k_cityscapes-512x1024_segrefiner', 'mmseg'),
+])
+def test_example_configs_parse_and_add_only_the_hook(name, scope):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'refine_with', f'{name}.py'))
+    assert cfg.default_scope == scope
+    assert cfg.custom_imports['imports'] == ['mmseg_refiner']
+    (hook, ) = cfg.custom_hooks
+    assert hook['type'] == 'mmseg_refiner.SegRefinerHook'
+    assert hook['refiner_config'] == 'configs/segrefiner/segrefiner_lr.py'
+    assert osp.isfile(osp.join(REPO_ROOT, hook['refiner_config']))
+    assert 'model' in cfg and 'test_dataloader' in cfg
+
+
+def test_dist_test_sh_two_cpu_processes_each_refine_their_share(tiny_files, tmp_path):
+    import socket
+    name, data = 'fast-scnn_64px', tiny_files['data']
+    ckpt = save_random_model(name, tmp_path / 'seg.pth')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
+               PYTHON=sys.executable, PORT=str(port))
+    cmd = ['bash', osp.join(REPO_ROOT, 'tools', 'dist_test.sh'),
+           osp.join(TINY_MODELS, f'{name}.py'), ckpt, '2', '--work-dir', str(tmp_path / 'w'),
+           '--cfg-options', f'test_dataloader.dataset.data_root={data}',
+           'test_dataloader.batch_size=1'] + _refiner_args(tiny_files)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert 'Distributed launcher: pytorch' in log and 'mIoU' in log
+    # rank 0 logs its own share: one of the two images
+    assert 'SegRefinerHook: refined 1 prediction(s) of 1 image(s)' in log
