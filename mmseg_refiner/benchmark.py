@@ -166,6 +166,22 @@ def unet_speed(backbone: torch.nn.Module, sizes: Sequence[int] = (128, 256, 512)
     return rows
 
 
+def matmul_rate(dtypes: Sequence[str] = ('fp32', 'bf16'), n: int = 2048, iters: int = 3,
+                device='cpu') -> Dict[str, float]:
+    """The machine's dense matmul rate (GFLOP/s) for an n x n product, per dtype.
+
+    The U-Net's achieved GFLOP/s is reported against this ceiling.
+    """
+    rates = {}
+    for dtype in dtypes:
+        tdtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[dtype]
+        a = torch.randn(n, n, device=device).to(tdtype)
+        b = torch.randn(n, n, device=device).to(tdtype)
+        sec = time_call(lambda: a @ b, torch.device(device), iters, warmup=1)
+        rates[dtype] = 2 * n ** 3 / sec / 1e9
+    return rates
+
+
 def synthetic_sample(height: int, width: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """A textured BGR image with an elliptic object and a blocky coarse mask of it."""
     rng = np.random.default_rng(seed)
@@ -577,7 +593,8 @@ def speed_markdown(unet_rows: List[dict], e2e_rows: List[dict]) -> str:
     unet_cols = [('size', 'size', 'd'), ('batch', 'batch', 'd'), ('dtype', 'dtype', ''),
                  ('gflop', 'GFLOP / fwd', '.2f'), ('ms', 'ms / fwd', '.1f'),
                  ('ms_per_sample', 'ms / sample', '.1f'), ('gflops_per_s', 'GFLOP/s', '.1f'),
-                 ('peak_rss_mb', 'peak RSS MiB', '.0f'), ('peak_cuda_mb', 'peak CUDA MiB', '.0f')]
+                 ('matmul_ratio', 'vs matmul', '.0%'), ('peak_rss_mb', 'peak RSS MiB', '.0f'),
+                 ('peak_cuda_mb', 'peak CUDA MiB', '.0f')]
     e2e_cols = [('mode', 'mode', ''), ('ms', 'end-to-end ms', '.1f'),
                 ('unet_calls', 'U-Net calls', '.1f'), ('unet_samples', 'U-Net samples', '.1f'),
                 ('unet_ms_in_run', 'U-Net ms (in run)', '.1f'),
@@ -706,12 +723,18 @@ def _build_refiner(args):
 def run_speed(args) -> int:
     refiner = _build_refiner(args)
     torch.manual_seed(args.seed)
+    rates = matmul_rate(args.dtypes, device=args.device)
     unet_rows = unet_speed(refiner.backbone, args.sizes, args.batches, args.dtypes, args.iters)
+    for row in unet_rows:
+        row['matmul_ratio'] = row['gflops_per_s'] / rates[row['dtype']]
     e2e_rows = end_to_end_speed(refiner, args.modes, tuple(args.e2e_size), iters=args.iters,
                                 seed=args.seed) if args.modes else []
-    text = speed_markdown(unet_rows, e2e_rows)
+    text = ('### Matmul 2048x2048\n\n' + ', '.join(f'{k}: {v:.1f} GFLOP/s'
+                                                   for k, v in rates.items()) + '\n\n'
+            + speed_markdown(unet_rows, e2e_rows))
     _write_text(json.dumps(dict(device=str(args.device), torch=torch.__version__,
-                                threads=torch.get_num_threads(), unet=unet_rows,
+                                threads=torch.get_num_threads(), matmul_gflops=rates,
+                                unet=unet_rows,
                                 end_to_end=e2e_rows), indent=2), osp.join(args.out, 'speed.json'))
     _write_text(text, osp.join(args.out, 'speed.md'))
     print(text)
