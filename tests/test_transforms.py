@@ -115,7 +115,9 @@ def test_generate_coarse_mask_args_and_keep_existing():
 
 
 def test_generate_coarse_mask_from_registry_with_degenerate_range():
-    t = TRANSFORMS.build(dict(type='GenerateCoarseMask', iou_range=(0.8, 0.8), seed=0))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg_refiner'):
+        t = TRANSFORMS.build(dict(type='GenerateCoarseMask', iou_range=(0.8, 0.8), seed=0))
     assert t(_results())['coarse_iou'] < 0.8
 
 

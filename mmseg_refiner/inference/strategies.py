@@ -42,7 +42,7 @@ class StrategyOutput:
 def _to_batch(refiner, images: List[np.ndarray], masks: List[np.ndarray]):
     """Stack BGR uint8 crops and 0/1 masks as the refiner's normalized input tensors."""
     device = refiner.data_preprocessor.mean.device
-    imgs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    imgs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     coarse = torch.from_numpy(np.stack(masks)).float()[:, None].to(device)
     return refiner.data_preprocessor.normalize(imgs), coarse
 
