@@ -1,6 +1,8 @@
-"""Argument helpers shared by the subcommands."""
+"""Argument helpers and the resumable file loop shared by the subcommands."""
 import os
 import os.path as osp
+import sys
+import time
 from typing import Dict, List, Tuple
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -62,3 +64,35 @@ def read_json(path: str, what: str):
             return json.load(f)
     except ValueError as exc:
         raise InputError(f'{what} {path} is not valid json: {exc}') from exc
+
+
+def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: str,
+                   unpaired_msg: str) -> int:
+    """The resumable loop of the file-refining subcommands.
+
+    Skips pairs whose outputs exist (``is_done(stem)``) unless ``args.overwrite``, builds the
+    refiner once, shows a progress bar, reports a failing pair with its name and goes on.
+
+    Returns:
+        int: exit status, 1 if any pair failed.
+    """
+    from tqdm import tqdm
+    for stem in unpaired:
+        print(unpaired_msg.format(stem=stem), file=sys.stderr)
+    todo = [p for p in pairs if args.overwrite or not is_done(p[0])]
+    if len(todo) < len(pairs):
+        print(f'{len(pairs) - len(todo)} of {len(pairs)} already done in {args.out}, skipped')
+    if not todo:
+        return 0
+    refiner = build_refiner(args)
+    failed, start = [], time.perf_counter()
+    for stem, first, second in tqdm(todo, desc=desc, unit='img', file=sys.stdout,
+                                    disable=len(todo) < 2):
+        try:
+            refine_one(refiner, stem, first, second, args)
+        except (ValueError, OSError) as exc:  # InputError is a ValueError
+            failed.append(stem)
+            print(f'error: {stem}: {exc}', file=sys.stderr)
+    print(f'refined {len(todo) - len(failed)} {noun} in '
+          f'{time.perf_counter() - start:.1f} s -> {args.out}')
+    return 1 if failed else 0

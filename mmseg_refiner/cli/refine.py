@@ -1,13 +1,10 @@
 """``mmseg-refiner refine IMAGE|DIR MASK|DIR --out DIR``: refine image + mask files."""
 import argparse
 import os.path as osp
-import sys
-import time
 
 import numpy as np
-from tqdm import tqdm
 
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, pair_by_stem
+from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, run_over_pairs
 
 
 def add_parser(subparsers) -> None:
@@ -73,21 +70,6 @@ def _refine_one(refiner, stem, img_path, mask_path, args):
 
 def run(args) -> int:
     pairs, unpaired = pair_by_stem(args.image, args.mask, 'image', 'mask')
-    for stem in unpaired:
-        print(f'warning: no mask for image {stem}, skipped', file=sys.stderr)
-    todo = [p for p in pairs if args.overwrite or not _outputs_exist(args.out, p[0], args)]
-    if len(todo) < len(pairs):
-        print(f'{len(pairs) - len(todo)} of {len(pairs)} already done in {args.out}, skipped')
-    if not todo:
-        return 0
-    refiner = build_refiner(args)
-    failed, start = [], time.perf_counter()
-    for stem, img_path, mask_path in tqdm(todo, desc='refine', unit='img', disable=len(todo) < 2):
-        try:
-            _refine_one(refiner, stem, img_path, mask_path, args)
-        except (ValueError, OSError) as exc:  # InputError is a ValueError
-            failed.append(stem)
-            print(f'error: {stem}: {exc}', file=sys.stderr)
-    done = len(todo) - len(failed)
-    print(f'refined {done} mask(s) in {time.perf_counter() - start:.1f} s -> {args.out}')
-    return 1 if failed else 0
+    return run_over_pairs(args, pairs, unpaired, lambda stem: _outputs_exist(args.out, stem, args),
+                          _refine_one, 'refine', 'mask(s)',
+                          'warning: no mask for image {stem}, skipped')

@@ -5,14 +5,11 @@ Each prediction (a single-channel PNG of class indices, 8/16-bit or palette, as 
 is written with the same name, bit depth and palette. Existing outputs are skipped (resume).
 """
 import os.path as osp
-import sys
-import time
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, pair_by_stem
+from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, run_over_pairs
 from mmseg_refiner.utils.io import InputError, atomic_write
 
 LABEL_MODES = ('L', 'P', 'I;16', 'I')
@@ -70,23 +67,7 @@ def _refine_one(refiner, stem, pred_path, img_path, args) -> None:
 
 def run(args) -> int:
     pairs, unpaired = pair_by_stem(args.pred_dir, args.img_dir, 'label map', 'image')
-    for stem in unpaired:
-        print(f'warning: no image for label map {stem}, skipped', file=sys.stderr)
-    todo = [p for p in pairs
-            if args.overwrite or not osp.isfile(osp.join(args.out, f'{p[0]}.png'))]
-    if len(todo) < len(pairs):
-        print(f'{len(pairs) - len(todo)} of {len(pairs)} already done in {args.out}, skipped')
-    if not todo:
-        return 0
-    refiner = build_refiner(args)
-    failed, start = [], time.perf_counter()
-    for stem, pred_path, img_path in tqdm(todo, desc='refine-semantic', unit='img',
-                                          file=sys.stdout, disable=len(todo) < 2):
-        try:
-            _refine_one(refiner, stem, pred_path, img_path, args)
-        except (ValueError, OSError) as exc:  # InputError is a ValueError
-            failed.append(stem)
-            print(f'error: {stem}: {exc}', file=sys.stderr)
-    print(f'refined {len(todo) - len(failed)} label map(s) in '
-          f'{time.perf_counter() - start:.1f} s -> {args.out}')
-    return 1 if failed else 0
+    return run_over_pairs(args, pairs, unpaired,
+                          lambda stem: osp.isfile(osp.join(args.out, f'{stem}.png')),
+                          _refine_one, 'refine-semantic', 'label map(s)',
+                          'warning: no image for label map {stem}, skipped')
