@@ -135,11 +135,12 @@ def refine_hr(refiner, image: np.ndarray, masks: np.ndarray, steps=None, generat
 
 
 def _patch_boxes(fine_prob: torch.Tensor, size: int, cfg: dict) -> List[Box]:
-    """Centres of uncertain pixels -> NMS-selected patch boxes inside the image."""
+    """Centres of uncertain pixels -> NMS-selected patch boxes, most uncertain first."""
     h, w = fine_prob.shape
     if h < size or w < size:
         return []
-    uncertain = fine_prob < cfg['hr_fine_thr'] * fine_prob.max()
+    # uncertain pixels of the refined region (outside the object crop fine_prob is 0)
+    uncertain = (fine_prob < cfg['hr_fine_thr'] * fine_prob.max()) & (fine_prob > 0)
     ys, xs = torch.nonzero(uncertain, as_tuple=True)
     if len(ys) == 0:
         return []
@@ -150,7 +151,7 @@ def _patch_boxes(fine_prob: torch.Tensor, size: int, cfg: dict) -> List[Box]:
     boxes = torch.stack([x0, y0, x0 + size, y0 + size], 1)
     scores = 1 - fine_prob[ys, xs]
     _, keep = nms(boxes, scores.float(), cfg['hr_nms_iou'])
-    return [tuple(int(v) for v in boxes[k]) for k in keep[:cfg['hr_max_patches']]]
+    return [tuple(int(v) for v in boxes[k]) for k in keep]
 
 
 def _refine_patches(refiner, image, prob, fine_prob, last_step, generator):
@@ -159,6 +160,7 @@ def _refine_patches(refiner, image, prob, fine_prob, last_step, generator):
     mask = (prob >= refiner.test_cfg['mask_thr']).numpy()
     boxes = [b for b in _patch_boxes(fine_prob, size, refiner.test_cfg)
              if 0 < mask[b[1]:b[3], b[0]:b[2]].sum() < size * size]
+    boxes = boxes[:refiner.test_cfg['hr_max_patches']]  # most uncertain first
     if not boxes:
         return prob, 0
     crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
@@ -177,7 +179,7 @@ def _refine_patches(refiner, image, prob, fine_prob, last_step, generator):
 
 def run_strategy(refiner, mode: str, image: np.ndarray, masks: np.ndarray, steps=None,
                  generator=None, stop_thr=None) -> StrategyOutput:
-    """Dispatch to a strategy by name (``'global'`` is a Python keyword-safe alias)."""
+    """Dispatch to a strategy by name ('instance', 'global' or 'hr')."""
     fn = {'instance': refine_instances, 'global': refine_global, 'hr': refine_hr}[mode]
     return fn(refiner, image, masks, steps=steps, generator=generator, stop_thr=stop_thr)
 
