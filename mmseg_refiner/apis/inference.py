@@ -131,14 +131,14 @@ def _refine(refiner, image, masks, mode, steps, seed, guard, stop_thr=None):
     Where the growth guard overrules the refiner, ``prob`` is set to the coarse value.
     """
     gen = _generator(seed)
-    modes = [choose_mode(refiner, m, mode) for m in masks]
-    outs = {m: run_strategy(refiner, m, image, masks[[i for i, x in enumerate(modes) if x == m]],
-                            steps=steps, generator=gen, stop_thr=stop_thr)
-            for m in dict.fromkeys(modes)}
+    groups = {}  # chosen mode -> indices of its masks, in first-seen order
+    for i, m in enumerate(masks):
+        groups.setdefault(choose_mode(refiner, m, mode), []).append(i)
     prob = torch.zeros(masks.shape, dtype=torch.float32)
     fine = torch.zeros(masks.shape, dtype=torch.float32)
-    for m, out in outs.items():
-        idx = [i for i, x in enumerate(modes) if x == m]
+    for m, idx in groups.items():
+        out = run_strategy(refiner, m, image, masks[idx], steps=steps, generator=gen,
+                           stop_thr=stop_thr)
         prob[idx], fine[idx] = out.prob, out.fine_prob
     guard = resolve_guard(refiner.test_cfg['guard'] if guard is None else guard)
     if guard is not None:

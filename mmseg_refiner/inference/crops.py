@@ -56,8 +56,3 @@ def paste_prob(prob: torch.Tensor, box: Box, shape: Tuple[int, int],
                             align_corners=False)[0, 0]
     canvas[y0:y1, x0:x1] = resized
     return canvas
-
-
-def resize_prob(prob: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a (h, w) map to ``shape`` = (H, W)."""
-    return paste_prob(prob, (0, 0, shape[1], shape[0]), shape)
