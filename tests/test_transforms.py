@@ -291,3 +291,24 @@ def test_random_error_window_is_centred_on_errors_and_aligned():
     assert np.array_equal(again['img'], out['img'])
     small = RandomErrorWindow(size=128)(dict(results))
     assert small['img'].shape == (64, 64, 3)  # smaller inputs pass through
+
+
+def test_generate_coarse_mask_clean_samples_are_the_degradation_alone():
+    from mmseg_refiner.datasets.coarse_synthesis import degrade
+    t = GenerateCoarseMask(iou_range=(0.6, 0.7), clean_prob=1.0, clean_modes=dict(lowres=1),
+                           clean_mode_kwargs=dict(lowres=dict(factor_range=(2, 2))), seed=0,
+                           fixed_per_sample=True)
+    out = t(_results(seed=1))
+    assert out['coarse_mode'] == 'lowres-clean'
+    # no perturbation rounds: far above the IoU range, and exactly the x2 degradation
+    assert out['coarse_iou'] > 0.9
+    np.testing.assert_array_equal(
+        out['coarse_mask'], degrade(out['gt_mask'], np.random.default_rng(0), 'lowres',
+                                    dict(factor_range=(2, 2))))
+    mixed = GenerateCoarseMask(iou_range=(0.6, 0.7), clean_prob=0.5, seed=0)
+    modes = {mixed(_results(seed=s))['coarse_mode'].endswith('-clean') for s in range(12)}
+    assert modes == {True, False}
+    with pytest.raises(ValueError, match='clean_prob'):
+        GenerateCoarseMask(clean_prob=1.5)
+    with pytest.raises(ValueError, match='reference'):
+        GenerateCoarseMask(clean_modes=dict(reference=1))

@@ -222,6 +222,14 @@ _DEGRADE_FNS = dict(lowres=degrade_lowres, polygon=degrade_polygon, blur=degrade
                     holes_islands=degrade_holes_islands)
 
 
+def degrade(gt: np.ndarray, rng: np.random.Generator, mode: str,
+            mode_kwargs: Optional[Dict] = None) -> np.ndarray:
+    """One degradation of :data:`DEGRADATIONS` (not 'reference') applied to binary ``gt``."""
+    if mode not in _DEGRADE_FNS:
+        raise ValueError(f'unknown degradation {mode!r}; valid: {sorted(_DEGRADE_FNS)}')
+    return _DEGRADE_FNS[mode]((gt > 0).astype(np.uint8), rng, **(mode_kwargs or {}))
+
+
 def synthesize_coarse(gt: np.ndarray, rng: np.random.Generator, iou_target: float,
                       iou_min: float = 0.0, mode: str = 'reference',
                       mode_kwargs: Optional[Dict] = None, boundary_modify: bool = True,
@@ -254,7 +262,7 @@ def synthesize_coarse(gt: np.ndarray, rng: np.random.Generator, iou_target: floa
         return gt.copy(), 1.0, 'empty'
     start = None
     if mode != 'reference':
-        start = _DEGRADE_FNS[mode](gt, rng, **(mode_kwargs or {}))
+        start = degrade(gt, rng, mode, mode_kwargs)
         if mask_iou(start, gt) < iou_min:
             start, mode = None, 'reference'
     if start is None and boundary_modify:

@@ -4,8 +4,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, fill_outer_contours, mask_iou,
-                                                     synthesize_coarse)
+from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, degrade, fill_outer_contours,
+                                                     mask_iou, synthesize_coarse)
 from mmseg_refiner.registry import TRANSFORMS
 from .rng import SampleRNG
 
@@ -53,6 +53,16 @@ class GenerateCoarseMask(BaseTransform):
             Defaults to None (OS entropy).
         fixed_per_sample (bool): Same coarse mask for a sample at every load (validation).
             Defaults to False.
+        clean_prob (float): Probability of a *clean* sample: the degradation alone, without
+            the perturbation rounds and without the IoU target (mode reported as
+            ``'<mode>-clean'``). Real models' masks are often already good (a low-resolution
+            mask at 0.98 IoU); a refiner that never sees such inputs learns to change every
+            boundary. Defaults to 0 (no extra random draw: earlier seeds replay unchanged).
+        clean_modes (dict[str, float], optional): Mode -> weight for clean samples (degradation
+            modes only, not 'reference'). Defaults to lowres/polygon/blur equally.
+        clean_mode_kwargs (dict[str, dict], optional): Mode -> kwargs of the degradation for
+            clean samples (e.g. a milder ``factor_range`` for lowres). Defaults to
+            ``mode_kwargs``.
     """
 
     def __init__(self, iou_range: Sequence[float] = (0.6, 0.9),
@@ -61,7 +71,9 @@ class GenerateCoarseMask(BaseTransform):
                  max_rounds: int = 250, kernel_range: Tuple[int, int] = (3, 9),
                  expand_prob: float = 0.0, keep_existing: bool = True, src_key: str = 'gt_mask',
                  dst_key: str = 'coarse_mask', seed: Optional[int] = None,
-                 fixed_per_sample: bool = False):
+                 fixed_per_sample: bool = False, clean_prob: float = 0.0,
+                 clean_modes: Optional[Dict[str, float]] = None,
+                 clean_mode_kwargs: Optional[Dict[str, dict]] = None):
         lo, hi = (float(v) for v in iou_range)
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f'iou_range must satisfy 0 <= low <= high <= 1, got {iou_range}')
@@ -73,6 +85,15 @@ class GenerateCoarseMask(BaseTransform):
         if not 0 <= expand_prob <= 1:
             raise ValueError(f'expand_prob must be in [0, 1], got {expand_prob}')
         self.expand_prob = expand_prob
+        if not 0 <= clean_prob <= 1:
+            raise ValueError(f'clean_prob must be in [0, 1], got {clean_prob}')
+        self.clean_prob = clean_prob
+        self.clean_modes, self.clean_probs = self._parse_modes(
+            clean_modes or dict(lowres=1.0, polygon=1.0, blur=1.0))
+        if 'reference' in self.clean_modes:
+            raise ValueError("clean_modes cannot hold 'reference' (it is not a degradation)")
+        self.clean_mode_kwargs = self.mode_kwargs if clean_mode_kwargs is None \
+            else clean_mode_kwargs
         self.keep_existing = keep_existing
         self.src_key, self.dst_key = src_key, dst_key
         self.rng = SampleRNG(seed, fixed_per_sample)
@@ -96,11 +117,18 @@ class GenerateCoarseMask(BaseTransform):
             results.setdefault('coarse_mode', 'offline')
             return results
         rng = self.rng(results, 'GenerateCoarseMask')
+        gt = results[self.src_key]
+        if self.clean_prob > 0 and rng.random() < self.clean_prob:
+            mode = self.clean_modes[int(rng.choice(len(self.clean_modes), p=self.clean_probs))]
+            coarse = degrade(gt, rng, mode, self.clean_mode_kwargs.get(mode))
+            results[self.dst_key] = coarse
+            results['coarse_iou'] = float(mask_iou(coarse, gt))
+            results['coarse_mode'] = f'{mode}-clean'
+            return results
         lo, hi = self.iou_range
         # A degenerate range (lo == hi) is the reference's single target with no lower bound.
         target, iou_min = (rng.uniform(lo, hi), lo) if hi > lo else (hi, 0.0)
         mode = self.modes[int(rng.choice(len(self.modes), p=self.probs))]
-        gt = results[self.src_key]
         expanded = self.expand_prob > 0 and rng.random() < self.expand_prob
         source = fill_outer_contours(gt) if expanded else gt
         coarse, _, used = synthesize_coarse(
