@@ -92,7 +92,7 @@ def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: 
             refine_one(refiner, stem, first, second, args)
         except (ValueError, OSError) as exc:  # InputError is a ValueError
             failed.append(stem)
-            print(f'error: {stem}: {exc}', file=sys.stderr)
+            print(f'error: {stem} ({first}, {second}): {exc}', file=sys.stderr)
     print(f'refined {len(todo) - len(failed)} {noun} in '
           f'{time.perf_counter() - start:.1f} s -> {args.out}')
     return 1 if failed else 0

@@ -123,12 +123,12 @@ def maskwrite_atomic(mask: np.ndarray, path: str) -> None:
     """Write a bool/0-1 mask as an 8-bit 0/255 PNG, atomically."""
     img = (np.asarray(mask) > 0).astype(np.uint8) * 255
     with atomic_write(path) as tmp:
-        if not mmcv.imwrite(img, tmp, auto_mkdir=True):
+        if not mmcv.imwrite(img, tmp, auto_mkdir=False):
             raise OSError(f'could not write mask {path}')
 
 
 def imwrite_atomic(img: np.ndarray, path: str) -> None:
     """Write an image atomically (format from ``path``'s extension)."""
     with atomic_write(path) as tmp:
-        if not mmcv.imwrite(img, tmp, auto_mkdir=True):
+        if not mmcv.imwrite(img, tmp, auto_mkdir=False):
             raise OSError(f'could not write image {path}')
