@@ -197,7 +197,7 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     qrun = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
                          variants=names)
     qrun.run(progress=False)
-    guard_cfg = dict(band_ratio=0.05, min_band=4, drop_new_components=True)
+    guard_cfg = dict(band_ratio=0.05, min_band=4, drop_new_components=True, undo_overflow=True)
     assert seen[:3] == [(guard_cfg, 0.0, 'coarse'), (False, 0.0, 'coarse'),
                         (guard_cfg, 1.0, 'change')]  # adaptive-0 = guarded: not run again
     assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'  # restored

@@ -24,10 +24,34 @@ def test_guard_never_changes_pixels_outside_its_band():
     for _ in range(5):
         refined = rng.random(coarse.shape) > 0.5
         out = apply_guard(refined, coarse, band_ratio=0.05, min_band=2,
-                          drop_new_components=False)
+                          drop_new_components=False, undo_overflow=False)
         band = boundary_band(coarse, band_width(coarse, 0.05, 2))
         assert np.array_equal(out[~band], coarse[~band])
         assert np.array_equal(out[band], refined[band])
+        for drop in (False, True):  # every option only ever takes pixels back to coarse
+            out = apply_guard(refined, coarse, band_ratio=0.05, min_band=2,
+                              drop_new_components=drop, undo_overflow=True)
+            assert np.array_equal(out[~band], coarse[~band])
+            assert np.all((out == refined) | (out == coarse))
+
+
+def test_changes_reaching_beyond_the_band_are_undone_whole():
+    coarse = _square(h=96, w=96, box=(16, 16, 48, 48))
+    refined = coarse.copy()
+    refined[16:48, 48:90] = True  # a neighbour annexed: extends 42 px past the edge
+    refined[12:16, 20:30] = True  # a 4 px boundary fix
+    refined[16:19, 20:40] = False  # a 3 px trim along the top edge
+    refined[30:47, 17:47] = False  # a cut deep into the object
+    width = band_width(coarse, 0.1, 2)  # 0.1 x 45 px diagonal = 4.5 px
+    assert 6 > width > 3
+    out = apply_guard(refined, coarse, band_ratio=0.1, min_band=2, drop_new_components=False)
+    assert not out[16:48, 48:90].any()  # undone entirely, not cut at the band edge
+    assert out[30:47, 17:47].all()  # the deep cut is undone too
+    assert not out[16:19, 20:40].any()  # the trim stays
+    assert out[12:16, 20:30].all()  # the fix stays
+    clipped = apply_guard(refined, coarse, band_ratio=0.1, min_band=2,
+                          drop_new_components=False, undo_overflow=False)
+    assert clipped[16:48, 48:52].all()  # the reference-style clip keeps a lump at the edge
 
 
 def test_far_component_is_never_added_when_forbidden():

@@ -17,16 +17,41 @@ import numpy as np
 
 from mmseg_refiner.inference.crops import mask_to_box
 
-DEFAULT_GUARD = dict(band_ratio=0.05, min_band=4, drop_new_components=True)
+DEFAULT_GUARD = dict(band_ratio=0.05, min_band=4, drop_new_components=True, undo_overflow=True)
+
+
+def boundary_distance(coarse: np.ndarray) -> np.ndarray:
+    """Float (H, W): each pixel's L2 distance to the nearest pixel of the other class of the
+    bool mask ``coarse`` (exact 5x5 mask; 1 next to the boundary)."""
+    m = coarse.astype(np.uint8)
+    d_in = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.where(coarse, d_in, d_out)
 
 
 def boundary_band(coarse: np.ndarray, width: float) -> np.ndarray:
     """Bool (H, W): pixels within ``width`` px of the boundary of the bool mask ``coarse``."""
-    m = coarse.astype(np.uint8)
-    # distance of every pixel to the nearest pixel of the other class (L2, exact 5x5 mask)
-    d_in = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.where(coarse, d_in, d_out) <= width
+    return boundary_distance(coarse) <= width
+
+
+def undo_overflowing_changes(refined: np.ndarray, coarse: np.ndarray, dist: np.ndarray,
+                             width: float) -> np.ndarray:
+    """Undo whole changed regions that reach beyond the band.
+
+    A connected region of added (or removed) pixels that extends further than ``width`` px
+    from the coarse boundary is not a boundary correction: it is a neighbouring object being
+    annexed (or a part being cut away). Cutting it at the band edge would keep a wrong lump,
+    so the whole region goes back to the coarse mask.
+    """
+    out = refined.copy()
+    for changed in (refined & ~coarse, coarse & ~refined):
+        n, labels = cv2.connectedComponents(changed.astype(np.uint8), connectivity=8)
+        if n < 2:
+            continue
+        far = np.unique(labels[changed & (dist > width)])
+        undo = np.isin(labels, far[far > 0])
+        out[undo] = coarse[undo]
+    return out
 
 
 def band_width(coarse: np.ndarray, band_ratio: float, min_band: float) -> float:
@@ -49,17 +74,22 @@ def drop_detached_components(refined: np.ndarray, coarse: np.ndarray) -> np.ndar
 
 
 def apply_guard(refined: np.ndarray, coarse: np.ndarray, band_ratio: float = 0.05,
-                min_band: float = 4, drop_new_components: bool = True) -> np.ndarray:
+                min_band: float = 4, drop_new_components: bool = True,
+                undo_overflow: bool = True) -> np.ndarray:
     """Confine the changes ``coarse -> refined`` (bool (H, W)) to the boundary band.
 
-    Returns a bool (H, W) mask equal to ``coarse`` outside the band; with
-    ``drop_new_components``, also without components that do not touch ``coarse``.
+    Returns a bool (H, W) mask equal to ``coarse`` outside the band; with ``undo_overflow``,
+    changed regions that reach beyond the band are undone entirely (not cut at the band);
+    with ``drop_new_components``, components that do not touch ``coarse`` are removed.
     An empty coarse mask yields an empty result.
     """
     if not coarse.any():
         return np.zeros_like(coarse, dtype=bool)
-    band = boundary_band(coarse, band_width(coarse, band_ratio, min_band))
-    out = np.where(band, refined, coarse)
+    width = band_width(coarse, band_ratio, min_band)
+    dist = boundary_distance(coarse)
+    if undo_overflow:
+        refined = undo_overflowing_changes(refined, coarse, dist, width)
+    out = np.where(dist <= width, refined, coarse)
     return drop_detached_components(out, coarse) if drop_new_components else out
 
 
