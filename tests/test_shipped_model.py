@@ -34,7 +34,7 @@ def generated_example(h=240, w=320, seed=0):
 def test_shipped_model_loads_without_arguments():
     refiner = init_refiner()
     assert refiner.backbone.model_channels == 32
-    assert refiner.test_cfg['crop_size'] == 256
+    assert refiner.test_cfg['crop_size'] == 384
 
 
 def test_shipped_model_improves_a_generated_example():

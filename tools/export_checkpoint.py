@@ -6,8 +6,8 @@ shipped ``mmseg_refiner/checkpoints/segrefiner_small_people_hair.pth`` was made.
 
 Example::
 
-    python tools/export_checkpoint.py configs/segrefiner/segrefiner_small_people_hair.py \
-        work_dirs/shipped/iter_4000.pth mmseg_refiner/checkpoints/segrefiner_small_people_hair.pth
+    python tools/export_checkpoint.py configs/segrefiner/segrefiner_small_people_hair_stage2.py \
+        work_dirs/stage2/iter_3000.pth mmseg_refiner/checkpoints/segrefiner_small_people_hair.pth
 """
 import argparse
 import hashlib

@@ -36,3 +36,9 @@ param_scheduler = [
          milestones=[2200, 2700], gamma=0.5)
 ]
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
+# Inference at 384 px per object (trained at 256): the U-Net is convolutional, and 384 px
+# lifts the ceiling that the crop -> resize -> paste round trip puts on boundary accuracy (a
+# perfect 256 px prediction pasted back scores about 87 mBA on people val, 384 px about 94).
+# On 10 hair test images (x8 low-resolution coarse masks) mBA -1.91 -> -0.28 vs coarse, at
+# 2.7x the time. Set crop_size=256 for speed.
+model = dict(test_cfg=dict(crop_size=384))
