@@ -8,8 +8,8 @@ from typing import Dict, List, Tuple
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-def add_refiner_args(parser, with_mode: bool = True) -> None:
-    """--config / --checkpoint / --device / --steps / --seed (and --mode)."""
+def add_refiner_args(parser, with_mode: bool = True, with_guard: bool = False) -> None:
+    """--config / --checkpoint / --device / --steps / --seed (and --mode, --no-guard)."""
     parser.add_argument('--config', help='refiner config (default: the shipped model)')
     parser.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
     parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
@@ -19,6 +19,15 @@ def add_refiner_args(parser, with_mode: bool = True) -> None:
     if with_mode:
         parser.add_argument('--mode', default='auto', choices=('auto', 'instance', 'global', 'hr'),
                             help='inference strategy (default: auto)')
+    if with_guard:
+        parser.add_argument('--no-guard', action='store_true',
+                            help='turn the growth guard off (the reference behaviour: changes '
+                            'anywhere, new detached regions allowed)')
+
+
+def guard_arg(args):
+    """The ``guard`` argument of the API for ``--no-guard``: False (off) or None (config's)."""
+    return False if getattr(args, 'no_guard', False) else None
 
 
 def build_refiner(args):

@@ -4,7 +4,7 @@ import os.path as osp
 
 import numpy as np
 
-from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, run_over_pairs
+from mmseg_refiner.cli.common import add_refiner_args, guard_arg, pair_by_stem, run_over_pairs
 
 
 def add_parser(subparsers) -> None:
@@ -16,14 +16,11 @@ def add_parser(subparsers) -> None:
     p.add_argument('image', help='image file or folder')
     p.add_argument('mask', help='coarse mask file or folder')
     p.add_argument('--out', required=True, help='output folder for refined <name>.png masks')
-    add_refiner_args(p)
+    add_refiner_args(p, with_guard=True)
     p.add_argument('--vis', action='store_true',
                    help='also write <name>_vis.png before/after panels')
     p.add_argument('--confidence', action='store_true',
                    help='also write <name>_conf.png (fine probability x 255)')
-    p.add_argument('--no-guard', action='store_true',
-                   help='turn the growth guard off (the reference behaviour: changes anywhere, '
-                   'new detached regions allowed)')
     p.add_argument('--stop-thr', type=_share, default=None, metavar='FLOAT',
                    help='adaptive stopping: stop a mask once the share of pixels still coarse '
                    '(or changed by the last step, per the config\'s test_cfg.stop_criterion) '
@@ -57,7 +54,7 @@ def _refine_one(refiner, stem, img_path, mask_path, args):
     coarse = maskread_checked(mask_path)
     refined, conf = refine_mask(refiner, image, coarse, mode=args.mode, steps=args.steps,
                                 seed=args.seed, return_confidence=True,
-                                guard=False if args.no_guard else None, stop_thr=args.stop_thr)
+                                guard=guard_arg(args), stop_thr=args.stop_thr)
     maskwrite_atomic(refined, osp.join(args.out, f'{stem}.png'))
     if args.confidence:
         imwrite_atomic((np.clip(conf, 0, 1) * 255).astype(np.uint8),

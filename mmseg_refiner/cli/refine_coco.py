@@ -16,7 +16,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, read_json
+from mmseg_refiner.cli.common import add_refiner_args, build_refiner, guard_arg, read_json
 from mmseg_refiner.utils.io import InputError, atomic_write, imread_checked
 
 
@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument('--out', required=True, help='refined results json')
     p.add_argument('--score-thr', type=float, default=0.0,
                    help='masks scoring below it are copied unchanged (default: 0)')
-    add_refiner_args(p)
+    add_refiner_args(p, with_guard=True)
     p.add_argument('--restart', action='store_true',
                    help='ignore a partial cache from an earlier run with other settings')
     p.set_defaults(func=run)
@@ -120,7 +120,8 @@ def _refine_image(refiner, args, info: dict, results: List[dict], indices: List[
                          f'but the annotation file says {w}x{h}')
     masks = np.stack([decode_segmentation(results[i]['segmentation'], h, w,
                                           f'{args.results}: result {i}') for i in todo])
-    refined = refine_masks(refiner, image, masks, args.mode, args.steps, args.seed)
+    refined = refine_masks(refiner, image, masks, args.mode, args.steps, args.seed,
+                           guard=guard_arg(args))
     return [[i, encode_mask(m)] for i, m in zip(todo, refined)]
 
 

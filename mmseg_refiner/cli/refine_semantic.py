@@ -9,7 +9,7 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
-from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, run_over_pairs
+from mmseg_refiner.cli.common import add_refiner_args, guard_arg, pair_by_stem, run_over_pairs
 from mmseg_refiner.utils.io import InputError, atomic_write
 
 LABEL_MODES = ('L', 'P', 'I;16', 'I')
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
                    help='label left untouched (default: 255)')
     p.add_argument('--classes', type=int, nargs='+', default=None,
                    help='refine only these class indices (default: all present)')
-    add_refiner_args(p)
+    add_refiner_args(p, with_guard=True)
     p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
     p.set_defaults(func=run)
 
@@ -61,7 +61,7 @@ def _refine_one(refiner, stem, pred_path, img_path, args) -> None:
     labels, like = read_label_map(pred_path)
     refined = refine_label_map(refiner, img_path, labels, ignore_index=args.ignore_index,
                                classes=args.classes, mode=args.mode, steps=args.steps,
-                               seed=args.seed)
+                               seed=args.seed, guard=guard_arg(args))
     write_label_map(refined, like, osp.join(args.out, f'{stem}.png'))
 
 
