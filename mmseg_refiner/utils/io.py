@@ -121,14 +121,11 @@ def maskread_checked(mask: Union[str, np.ndarray], name: str = 'mask') -> np.nda
 
 def maskwrite_atomic(mask: np.ndarray, path: str) -> None:
     """Write a bool/0-1 mask as an 8-bit 0/255 PNG, atomically."""
-    img = (np.asarray(mask) > 0).astype(np.uint8) * 255
-    with atomic_write(path) as tmp:
-        if not mmcv.imwrite(img, tmp, auto_mkdir=False):
-            raise OSError(f'could not write mask {path}')
+    imwrite_atomic((np.asarray(mask) > 0).astype(np.uint8) * 255, path, what='mask')
 
 
-def imwrite_atomic(img: np.ndarray, path: str) -> None:
+def imwrite_atomic(img: np.ndarray, path: str, what: str = 'image') -> None:
     """Write an image atomically (format from ``path``'s extension)."""
     with atomic_write(path) as tmp:
         if not mmcv.imwrite(img, tmp, auto_mkdir=False):
-            raise OSError(f'could not write image {path}')
+            raise OSError(f'could not write {what} {path}')

@@ -119,12 +119,21 @@ class GenerateCoarseMask(BaseTransform):
         rng = self.rng(results, 'GenerateCoarseMask')
         gt = results[self.src_key]
         if self.clean_prob > 0 and rng.random() < self.clean_prob:
-            mode = self.clean_modes[int(rng.choice(len(self.clean_modes), p=self.clean_probs))]
-            coarse = degrade(gt, rng, mode, self.clean_mode_kwargs.get(mode))
-            results[self.dst_key] = coarse
-            results['coarse_iou'] = float(mask_iou(coarse, gt))
-            results['coarse_mode'] = f'{mode}-clean'
-            return results
+            coarse, used = self._clean(gt, rng)
+        else:
+            coarse, used = self._perturbed(gt, rng)
+        results[self.dst_key] = coarse
+        results['coarse_iou'] = float(mask_iou(coarse, gt))
+        results['coarse_mode'] = used
+        return results
+
+    def _clean(self, gt: np.ndarray, rng: np.random.Generator):
+        """A degradation alone: (coarse, '<mode>-clean')."""
+        mode = self.clean_modes[int(rng.choice(len(self.clean_modes), p=self.clean_probs))]
+        return degrade(gt, rng, mode, self.clean_mode_kwargs.get(mode)), f'{mode}-clean'
+
+    def _perturbed(self, gt: np.ndarray, rng: np.random.Generator):
+        """A degradation perturbed into the IoU range: (coarse, mode used)."""
         lo, hi = self.iou_range
         # A degenerate range (lo == hi) is the reference's single target with no lower bound.
         target, iou_min = (rng.uniform(lo, hi), lo) if hi > lo else (hi, 0.0)
@@ -135,10 +144,7 @@ class GenerateCoarseMask(BaseTransform):
             source, rng, iou_target=target, iou_min=iou_min, mode=mode,
             mode_kwargs=self.mode_kwargs.get(mode), boundary_modify=self.boundary_modify,
             **self.perturb_kwargs)
-        results[self.dst_key] = coarse
-        results['coarse_iou'] = float(mask_iou(coarse, gt))
-        results['coarse_mode'] = 'expanded' if expanded else used
-        return results
+        return coarse, 'expanded' if expanded else used
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(iou_range={self.iou_range}, '
