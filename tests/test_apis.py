@@ -1,11 +1,29 @@
+import os.path as osp
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from mmseg_refiner.apis import init_refiner, refine_label_map, refine_mask, refine_masks
+from mmseg_refiner.apis import (RefineOptions, init_refiner, refine_label_map, refine_mask,
+                                refine_masks)
 from mmseg_refiner.utils.io import InputError
 
-from conftest import TINY_CONFIG
+from conftest import REPO_ROOT, TINY_CONFIG, make_blob_sample
+
+# Masks of the API before RefineOptions (commit 35702ef, exact fp32), recorded with the calls
+# of _pinned_cases on the model of _pinned_refiner: the options refactor changed no pixel.
+PINNED_MASKS = osp.join(REPO_ROOT, 'tests', 'data', 'pinned_masks.npz')
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: as fast for the tiny model, and much faster than two when the
+    machine is shared (OpenMP threads spin-wait)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_init_refiner_from_config_has_parts(tiny_refiner):
@@ -15,15 +33,46 @@ def test_init_refiner_from_config_has_parts(tiny_refiner):
 
 
 def test_init_refiner_cfg_options():
+    """Keys are paths in the whole config, as mmdet's init_detector takes them."""
     with pytest.warns(UserWarning, match='random weights'):
-        r = init_refiner(TINY_CONFIG, cfg_options={'test_cfg.steps': 3})
-    assert r.test_cfg['steps'] == 3
+        r = init_refiner(TINY_CONFIG, cfg_options={'model.test_cfg.steps': 3})
+    assert r.test_cfg['steps'] == 3 and r.cfg.model.test_cfg.steps == 3
+
+
+def test_init_refiner_cfg_options_relative_to_model_are_deprecated():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        r = init_refiner(
+            TINY_CONFIG, cfg_options={
+                'test_cfg.steps': 3,
+                'model.test_cfg.batch_size': 2
+            })
+    assert r.test_cfg['steps'] == 3 and r.test_cfg['batch_size'] == 2
+    deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert len(deprecations) == 1 and 'model.test_cfg.steps' in str(deprecations[0].message)
+    assert deprecations[0].filename == __file__  # points at the caller
+
+
+def test_init_refiner_device_auto_and_unknown():
+    from mmseg_refiner.utils.hardware import DeviceError
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        r = init_refiner(TINY_CONFIG)
+        expected = 'cuda' if torch.cuda.is_available() else 'cpu'
+        assert next(r.parameters()).device.type == expected
+        with pytest.raises(DeviceError, match='available'):
+            init_refiner(TINY_CONFIG, device='tpu')
 
 
 def test_checkpoint_roundtrip_and_strict_error(tmp_path, tiny_refiner):
     path = str(tmp_path / 'released_style.pth')
-    torch.save({'state_dict': {'denoise_model.' + k: v
-                               for k, v in tiny_refiner.backbone.state_dict().items()}}, path)
+    torch.save(
+        {
+            'state_dict': {
+                'denoise_model.' + k: v
+                for k, v in tiny_refiner.backbone.state_dict().items()
+            }
+        }, path)
     r = init_refiner(TINY_CONFIG, path)
     for a, b in zip(r.backbone.parameters(), tiny_refiner.backbone.parameters()):
         assert torch.equal(a, b)
@@ -124,8 +173,8 @@ def test_mask_and_image_files_in_other_formats(tmp_path, tiny_refiner, blob_samp
     m16 = str(tmp_path / 'm16.png')
     cv2.imwrite(m16, coarse.astype(np.uint16) * 65535)
     rgba = str(tmp_path / 'rgba.png')
-    cv2.imwrite(rgba, np.dstack([coarse.astype(np.uint8) * 255] * 3 + [np.full(gt.shape, 255,
-                                                                               np.uint8)]))
+    cv2.imwrite(
+        rgba, np.dstack([coarse.astype(np.uint8) * 255] * 3 + [np.full(gt.shape, 255, np.uint8)]))
     for mask_file in (m16, rgba):
         assert np.array_equal(refine_mask(tiny_refiner, img, mask_file, seed=0), base)
     grey = str(tmp_path / 'grey.png')
@@ -162,10 +211,103 @@ def test_truncated_and_non_checkpoint_files(tmp_path, tiny_refiner):
 def test_bf16_autocast_option_matches_fp32_mostly(tiny_refiner, blob_sample):
     img, gt, coarse = blob_sample
     torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
-    fp32 = refine_mask(tiny_refiner, img, coarse, seed=0)
-    tiny_refiner.test_cfg['autocast'] = 'bf16'
-    bf16 = refine_mask(tiny_refiner, img, coarse, seed=0)
+    before = dict(tiny_refiner.test_cfg)
+    fp32 = refine_mask(tiny_refiner, img, coarse, seed=0, autocast='fp32')
+    bf16 = refine_mask(tiny_refiner, img, coarse, seed=0, options=dict(autocast='bf16'))
     assert (fp32 == bf16).mean() > 0.95
-    tiny_refiner.test_cfg['autocast'] = 'int8'
-    with pytest.raises(ValueError, match='autocast'):
-        refine_mask(tiny_refiner, img, coarse, seed=0)
+    with pytest.raises(ValueError, match='autocast must be one of'):
+        refine_mask(tiny_refiner, img, coarse, seed=0, autocast='int8')
+    assert tiny_refiner.test_cfg == before  # options never change the refiner's test_cfg
+
+
+def _pinned_refiner():
+    """The tiny refiner with every parameter drawn from one seeded numpy generator, by
+    parameter name (independent of torch's init order)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        refiner = init_refiner(TINY_CONFIG)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for name, p in sorted(refiner.named_parameters()):
+            noise = torch.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32))
+            if p.ndim == 1:
+                p.copy_((1.0 if name.endswith('weight') else 0.0) + 0.1 * noise)
+            else:
+                p.copy_(noise / np.sqrt(p[0].numel()))
+    return refiner
+
+
+def _pinned_cases(refiner, **exact):
+    img, gt, coarse = make_blob_sample(seed=0)
+    img1, _, coarse1 = make_blob_sample(seed=1)
+    out = {
+        f'mask_{mode}': refine_mask(refiner, img, coarse, mode=mode, seed=0, **exact)
+        for mode in ('instance', 'global', 'hr', 'auto')
+    }
+    out['mask_instance_noguard'] = refine_mask(
+        refiner, img, coarse, 'instance', seed=0, guard=False, **exact)
+    out['mask_hr_noguard'] = refine_mask(
+        refiner, img, coarse, seed=0, options=RefineOptions(mode='hr', guard=False, **exact))
+    out['mask_instance_stop'] = refine_mask(
+        refiner,
+        img,
+        coarse,
+        mode='instance',
+        seed=0,
+        options=dict(stop_thr=0.6, guard=False, **exact))
+    out['mask_sample1_steps3'] = refine_mask(refiner, img1, coarse1, seed=2, steps=3, **exact)
+    out['masks_batch'] = refine_masks(
+        refiner, img, np.stack([coarse, gt, np.zeros_like(gt)]), seed=1, **exact)
+    labels = np.where(coarse, 3, 1).astype(np.int64)
+    labels[:5, :5] = 255
+    labels[-12:, -12:] = 7
+    out['labels'] = refine_label_map(refiner, img, labels, ignore_index=255, seed=0, **exact)
+    out['labels_noguard'] = refine_label_map(refiner, img, labels, seed=0, guard=False, **exact)
+    return out
+
+
+def test_masks_equal_the_ones_pinned_before_refine_options():
+    expected = np.load(PINNED_MASKS)
+    got = _pinned_cases(_pinned_refiner(), autocast='fp32')
+    assert sorted(got) == sorted(expected.files)
+    for key in expected.files:
+        assert got[key].dtype == expected[key].dtype and got[key].shape == expected[key].shape
+        assert np.array_equal(got[key], expected[key]), \
+            f'{key}: {(got[key] != expected[key]).sum()} pixels differ'
+    _, _, coarse = make_blob_sample(seed=0)
+    assert not np.array_equal(got['mask_instance'], coarse)  # the pins do test refinement
+    assert not np.array_equal(got['mask_instance'], got['mask_instance_noguard'])
+
+
+def test_keywords_override_options_and_are_checked(tiny_refiner, blob_sample):
+    img, _, coarse = blob_sample
+    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
+    opts = RefineOptions(mode='global', seed=3, guard=False)
+    a = refine_mask(tiny_refiner, img, coarse, options=opts)
+    b = refine_mask(tiny_refiner, img, coarse, 'global', seed=3, guard=False)
+    assert np.array_equal(a, b)
+    c = refine_mask(tiny_refiner, img, coarse, mode='instance', options=opts)
+    assert np.array_equal(c,
+                          refine_mask(tiny_refiner, img, coarse, 'instance', seed=3, guard=False))
+    with pytest.raises(TypeError, match=r"unknown refine option\(s\) \['stop'\]"):
+        refine_mask(tiny_refiner, img, coarse, stop=0.1)
+    with pytest.raises(ValueError, match="preset must be one of .*'reference'"):
+        refine_mask(tiny_refiner, img, coarse, preset='paper')
+    with pytest.raises(ValueError, match='stop_criterion must be one of'):
+        refine_masks(tiny_refiner, img, coarse[None], options=dict(stop_criterion='x'))
+    with pytest.raises(ValueError, match='unknown refine option'):
+        refine_label_map(tiny_refiner, img, coarse.astype(np.int64), options=dict(foo=1))
+
+
+def test_label_map_takes_stop_thr_and_preset(tiny_refiner, blob_sample):
+    img, _, coarse = blob_sample
+    labels = np.where(coarse, 2, 0).astype(np.uint8)
+    out = refine_label_map(
+        tiny_refiner,
+        img,
+        labels,
+        seed=0,
+        stop_thr=1.0,
+        stop_criterion='change',
+        preset='reference')
+    assert out.dtype == labels.dtype and set(np.unique(out)) <= {0, 2}

@@ -85,12 +85,55 @@ def test_end_to_end_speed_counts_unet_calls(tiny_refiner):
 def test_speed_command_writes_reports(tmp_path):
     out = tmp_path / 'speed'
     rc = cli_main(['benchmark', 'speed', '--config', TINY_CONFIG, '--sizes', '32',
-                   '--batches', '1', '--dtypes', 'fp32', '--iters', '1', '--modes', 'instance',
-                   '--e2e-size', '40', '40', '--out', str(out)])
+                   '--batches', '1', '--dtypes', 'fp32', 'bf16_cl', '--iters', '1', '--modes',
+                   'instance', '--e2e-size', '40', '40', '--no-peaks', '--train-variants',
+                   'bf16_cl', '--train-batch', '2', '--train-size', '32', '--device', 'cpu',
+                   '--threads', '1', '--out', str(out)])
     assert rc == 0
     report = json.load(open(out / 'speed.json'))
-    assert len(report['unet']) == 1 and report['end_to_end'][0]['mode'] == 'instance'
-    assert 'GFLOP/s' in (out / 'speed.md').read_text()
+    assert [r['dtype'] for r in report['unet']] == ['fp32', 'bf16_cl']
+    assert report['end_to_end'][0]['mode'] == 'instance'
+    assert report['end_to_end'][0]['e2e_ratio'] > 0
+    assert report['training'][0]['variant'] == 'bf16_cl'
+    assert report['training'][0]['samples_per_s'] > 0 and report['peak_rss_mb'] > 0
+    text = (out / 'speed.md').read_text()
+    assert text.startswith('CPU: ') and 'GFLOP/s' in text and 'samples/s' in text
+
+
+def test_peaks_and_shares():
+    matmul = bm.matmul_rate(('fp32', ), n=64, iters=1)
+    conv = bm.conv_rate(('fp32', 'bf16'), channels=8, size=16, iters=1)
+    assert matmul['fp32'] > 0 and set(conv['bf16']) == {'nchw', 'channels_last'}
+    rows = [dict(dtype='bf16_cl', gflops_per_s=1.0), dict(dtype='fp32', gflops_per_s=2.0)]
+    bm.add_peak_shares(rows, conv, matmul)
+    assert rows[0]['conv_share'] == pytest.approx(1.0 / conv['bf16']['channels_last'])
+    assert rows[1]['conv_share'] == pytest.approx(2.0 / conv['fp32']['nchw'])
+    assert rows[1]['matmul_ratio'] == pytest.approx(2.0 / matmul['fp32'])
+
+
+def test_unet_speed_variants_restore_the_layout(tiny_refiner):
+    rows = bm.unet_speed(tiny_refiner.backbone, sizes=(32, ), batches=(1, ),
+                         dtypes=('bf16_cl', 'fp32_cl'), iters=1, warmup=0)
+    assert [r['dtype'] for r in rows] == ['bf16_cl', 'fp32_cl']
+    assert not tiny_refiner.backbone.channels_last
+    with pytest.raises(ValueError, match='unknown U-Net variants'):
+        bm.unet_speed(tiny_refiner.backbone, sizes=(32, ), dtypes=('int8', ))
+
+
+def test_train_speed_rows(tiny_refiner):
+    rows = bm.train_speed(tiny_refiner, batch=2, size=32, variants=('fp32', 'bf16_cl'),
+                          iters=1, warmup=0)
+    assert [r['variant'] for r in rows] == ['fp32', 'bf16_cl']
+    assert all(r['samples_per_s'] > 0 for r in rows)
+    assert not tiny_refiner.training
+
+
+def test_cli_choices_match_the_package():
+    from mmseg_refiner.cli import benchmark as cli_bm
+    assert cli_bm.UNET_VARIANT_NAMES == tuple(bm.UNET_VARIANTS)
+    assert cli_bm.TRAIN_VARIANT_NAMES == tuple(bm.TRAIN_VARIANTS)
+    assert cli_bm.COARSE_KIND_NAMES == bm.COARSE_KINDS
+    assert cli_bm.DEFAULT_VARIANT == bm.DEFAULT_VARIANT
 
 
 # ---------------------------------------------------------------- quality
@@ -171,6 +214,32 @@ def test_parse_variant_rejects_bad_names(name):
         bm.parse_variant('adaptive-1.5')
 
 
+@pytest.mark.parametrize('name, guard, thr, criterion, options', [
+    ('preset=reference', True, 0.0, 'coarse', dict(preset='reference')),
+    ('autocast=fp32', True, 0.0, 'coarse', dict(autocast='fp32')),
+    ('guard=off', False, 0.0, 'coarse', {}),
+    ('guard=off,stop_thr=0.4,stop_criterion=change', False, 0.4, 'change', {}),
+    ('autocast=none,batch_size=4', True, 0.0, 'coarse', dict(autocast=None, batch_size=4)),
+])
+def test_parse_generic_variant(name, guard, thr, criterion, options):
+    v = bm.parse_variant(name)
+    assert (v.guard, v.stop_thr, v.stop_criterion) == (guard, thr, criterion)
+    assert v.options == options
+
+
+@pytest.mark.parametrize('name, match', [
+    ('color=red', "unknown variant option 'color'"),
+    ('steps=3', "unknown variant option 'steps'"),
+    ('autocast=int8', 'autocast must be one of'),
+    ('stop_thr=2', r'stop_thr must be a share in \[0, 1\]'),
+    ('batch_size=x', 'expected int'),
+    ('guard=off,', 'expected KEY=VALUE pairs'),
+])
+def test_generic_variant_errors(name, match):
+    with pytest.raises(ValueError, match=match):
+        bm.parse_variant(name)
+
+
 def test_stop_criterion_is_restored(tiny_refiner):
     with pytest.raises(RuntimeError):
         with bm.stop_criterion_set(tiny_refiner, 'change'):
@@ -188,7 +257,8 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     seen, real = [], apis.refine_mask
 
     def spy(refiner, *args, **kwargs):
-        seen.append((kwargs['guard'], kwargs['stop_thr'], refiner.test_cfg['stop_criterion']))
+        opts = kwargs['options']
+        seen.append((opts['guard'], opts['stop_thr'], opts.get('stop_criterion')))
         return real(refiner, *args, **kwargs)
 
     monkeypatch.setattr(apis, 'refine_mask', spy)
@@ -198,9 +268,9 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
                          variants=names)
     qrun.run(progress=False)
     guard_cfg = dict(band_ratio=0.05, min_band=4, drop_new_components=True, undo_overflow=True)
-    assert seen[:3] == [(guard_cfg, 0.0, 'coarse'), (False, 0.0, 'coarse'),
+    assert seen[:3] == [(guard_cfg, 0.0, None), (False, 0.0, None),
                         (guard_cfg, 1.0, 'change')]  # adaptive-0 = guarded: not run again
-    assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'  # restored
+    assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'  # never changed
     rows = {r['variant']: r for r in qrun.summary()}
     assert list(rows) == names and all(r['steps'] == 6 for r in rows.values())
     assert rows['guarded']['mean_unet_calls'] == rows['unguarded']['mean_unet_calls'] == 6
@@ -216,6 +286,12 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     more.run(progress=False)
     assert len(open(osp.join(out, 'cache.jsonl')).read().splitlines()) == len(lines) + 3
     assert len(seen) == 3 * 3 + 3 and seen[-1] == (False, 0.5, 'coarse')
+    # A generic variant passes its options through, keyed by them.
+    generic = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance',
+                            refiner_id='t', variants=['autocast=fp32', 'guarded'])
+    generic.run(progress=False)
+    assert generic.refine_kwargs(generic.variants[0])['autocast'] == 'fp32'
+    assert len(seen) == 3 * 3 + 3 + 3  # only the new variant ran
 
 
 def test_variants_command_writes_table_and_plot(dataset, tmp_path):

@@ -39,8 +39,12 @@ def test_help_lists_subcommands(capsys):
 def test_refine_folders_vis_confidence_and_resume(tmp_path, folders, ckpt, capsys):
     img_dir, mask_dir = folders
     out = tmp_path / 'out'
-    args = [str(img_dir), str(mask_dir), '--out', str(out), '--config', TINY_CONFIG,
-            '--checkpoint', ckpt, '--vis', '--confidence']
+    args = [
+        str(img_dir),
+        str(mask_dir), '--out',
+        str(out), '--config', TINY_CONFIG, '--checkpoint', ckpt, '--vis', '--confidence',
+        '--threads', '1'
+    ]
     assert main(['refine'] + args) == 0
     for stem in ('s0', 's1'):
         mask = mmcv.imread(str(out / f'{stem}.png'), flag='unchanged')
@@ -57,36 +61,51 @@ def test_refine_folders_vis_confidence_and_resume(tmp_path, folders, ckpt, capsy
 def test_refine_single_files_and_errors(tmp_path, folders, ckpt, capsys):
     img_dir, mask_dir = folders
     out = tmp_path / 'single'
-    assert main(['refine', str(img_dir / 's0.jpg'), str(mask_dir / 's0.png'), '--out', str(out),
-                 '--config', TINY_CONFIG, '--checkpoint', ckpt]) == 0
+    assert main([
+        'refine',
+        str(img_dir / 's0.jpg'),
+        str(mask_dir / 's0.png'), '--out',
+        str(out), '--config', TINY_CONFIG, '--checkpoint', ckpt, '--threads', '1'
+    ]) == 0
     assert osp.isfile(out / 's0.png')
-    assert main(['refine', str(img_dir / 's0.jpg'), str(tmp_path / 'nope.png'), '--out',
+    assert main(['refine',
+                 str(img_dir / 's0.jpg'),
+                 str(tmp_path / 'nope.png'), '--out',
                  str(out)]) == 1
     assert 'nope.png' in capsys.readouterr().err
     small = tmp_path / 'small'
     mmcv.imwrite(np.zeros((10, 10), np.uint8), str(small / 's0.png'))
-    assert main(['refine', str(img_dir / 's0.jpg'), str(small / 's0.png'), '--out',
-                 str(tmp_path / 'o2'), '--config', TINY_CONFIG, '--checkpoint', ckpt]) == 1
+    assert main([
+        'refine',
+        str(img_dir / 's0.jpg'),
+        str(small / 's0.png'), '--out',
+        str(tmp_path / 'o2'), '--config', TINY_CONFIG, '--checkpoint', ckpt, '--threads', '1'
+    ]) == 1
     assert 'does not match the image size' in capsys.readouterr().err
 
 
-def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, monkeypatch,
-                                                    capsys):
+def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, monkeypatch, capsys):
     import mmseg_refiner.apis as apis
     img_dir, mask_dir = folders
     seen, real = [], apis.refine_mask
 
     def spy(*args, **kwargs):
-        seen.append((kwargs['guard'], kwargs['stop_thr']))
+        seen.append((kwargs['options'].guard, kwargs['options'].stop_thr,
+                     kwargs['options'].stop_criterion))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(apis, 'refine_mask', spy)
-    common = [str(img_dir / 's0.jpg'), str(mask_dir / 's0.png'), '--config', TINY_CONFIG,
-              '--checkpoint', ckpt]
+    common = [
+        str(img_dir / 's0.jpg'),
+        str(mask_dir / 's0.png'), '--config', TINY_CONFIG, '--checkpoint', ckpt, '--threads', '1'
+    ]
     assert main(['refine'] + common + ['--out', str(tmp_path / 'a')]) == 0
-    assert main(['refine'] + common + ['--out', str(tmp_path / 'b'), '--no-guard',
-                                       '--stop-thr', '0.05']) == 0
-    assert seen == [(None, None), (False, 0.05)]  # defaults defer to the config's test_cfg
+    assert main(['refine'] + common + [
+        '--out',
+        str(tmp_path / 'b'), '--no-guard', '--stop-thr', '0.05', '--stop-criterion', 'change'
+    ]) == 0
+    # defaults defer to the config's test_cfg
+    assert seen == [(None, None, None), (False, 0.05, 'change')]
     for out in ('a', 'b'):
         mask = mmcv.imread(str(tmp_path / out / 's0.png'), flag='unchanged')
         assert mask.shape == (60, 80) and set(np.unique(mask)) <= {0, 255}
@@ -94,4 +113,6 @@ def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, mon
         with pytest.raises(SystemExit) as exc:
             main(['refine'] + common + ['--out', str(tmp_path / 'c'), '--stop-thr', bad])
         assert exc.value.code == 2
-        assert 'expected a share in [0, 1]' in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert 'argument --stop-thr' in err and ('share in [0, 1]' in err
+                                                 or 'expected float' in err)

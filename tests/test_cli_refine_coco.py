@@ -29,8 +29,11 @@ def _one_thread():
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp('refine_coco')
     data = write_tiny_data(root)
-    return dict(data=data, ann=osp.join(data, 'ann.json'), img=osp.join(data, 'img'),
-                ckpt=save_noisy_refiner(root / 'noisy.pth'))
+    return dict(
+        data=data,
+        ann=osp.join(data, 'ann.json'),
+        img=osp.join(data, 'img'),
+        ckpt=save_noisy_refiner(root / 'noisy.pth'))
 
 
 def _box_mask(h, w, x0, y0, x1, y1):
@@ -44,19 +47,32 @@ def _write_results(path):
     results = []
     for image_id, (h, w) in enumerate([(64, 80), (72, 64)]):
         for score, box in ((0.9, (8, 10, 40, 50)), (0.2, (30, 5, 60, 30))):
-            results.append(dict(image_id=image_id, category_id=1, score=score, bbox=[1, 2, 3, 4],
-                                segmentation=encode_mask(_box_mask(h, w, *box)), extra='kept'))
-        results.append(dict(image_id=image_id, category_id=2, score=0.8,
-                            segmentation=[[20, 20, 50, 20, 50, 45, 20, 45]]))
+            results.append(
+                dict(
+                    image_id=image_id,
+                    category_id=1,
+                    score=score,
+                    bbox=[1, 2, 3, 4],
+                    segmentation=encode_mask(_box_mask(h, w, *box)),
+                    extra='kept'))
+        results.append(
+            dict(
+                image_id=image_id,
+                category_id=2,
+                score=0.8,
+                segmentation=[[20, 20, 50, 20, 50, 45, 20, 45]]))
     with open(path, 'w') as f:
         json.dump(results, f)
     return results
 
 
 def _args(files, results, out, *extra):
-    return ['refine-coco', str(results), '--ann', files['ann'], '--img-dir', files['img'],
-            '--out', str(out), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'],
-            '--mode', 'instance', '--score-thr', '0.5', *extra]
+    return [
+        'refine-coco',
+        str(results), '--ann', files['ann'], '--img-dir', files['img'], '--out',
+        str(out), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'], '--mode', 'instance',
+        '--score-thr', '0.5', '--threads', '1', *extra
+    ]
 
 
 def test_refine_coco_refines_above_thr_and_keeps_other_fields(files, tmp_path):
@@ -75,10 +91,10 @@ def test_refine_coco_refines_above_thr_and_keeps_other_fields(files, tmp_path):
         low = [i for i in rows if results[i]['score'] < 0.5]
         assert all(refined[i] == results[i] for i in low)
         high = [i for i in rows if results[i]['score'] >= 0.5]
-        coarse = np.stack([decode_segmentation(results[i]['segmentation'], h, w, '')
-                           for i in high])
-        expected = refine_masks(refiner, osp.join(files['img'], f'{image_id}.png'), coarse,
-                                mode='instance', seed=0)
+        coarse = np.stack(
+            [decode_segmentation(results[i]['segmentation'], h, w, '') for i in high])
+        expected = refine_masks(
+            refiner, osp.join(files['img'], f'{image_id}.png'), coarse, mode='instance', seed=0)
         got = np.stack([mask_utils.decode(refined[i]['segmentation']).astype(bool) for i in high])
         assert np.array_equal(got, expected) and not np.array_equal(got, coarse)
         assert all(isinstance(refined[i]['segmentation']['counts'], str) for i in high)
@@ -141,9 +157,12 @@ def _write_label_maps(files, pred_dir):
 
 def test_refine_semantic_folder_keeps_format_ignore_and_other_classes(files, tmp_path, capsys):
     maps = _write_label_maps(files, tmp_path / 'pred')
-    args = ['refine-semantic', str(tmp_path / 'pred'), '--img-dir', files['img'], '--out',
-            str(tmp_path / 'out'), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'],
-            '--mode', 'instance', '--classes', '0', '1', '--no-guard']
+    args = [
+        'refine-semantic',
+        str(tmp_path / 'pred'), '--img-dir', files['img'], '--out',
+        str(tmp_path / 'out'), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'], '--mode',
+        'instance', '--classes', '0', '1', '--no-guard', '--threads', '1'
+    ]
     assert main(args) == 0
     refiner = init_refiner(TINY_CONFIG, files['ckpt'])
     for i, labels in maps.items():
@@ -152,8 +171,14 @@ def test_refine_semantic_folder_keeps_format_ignore_and_other_classes(files, tmp
         if i == 0:
             assert out.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
         got = np.array(out)
-        expected = refine_label_map(refiner, osp.join(files['img'], f'{i}.png'), labels,
-                                    classes=[0, 1], mode='instance', seed=0, guard=False)
+        expected = refine_label_map(
+            refiner,
+            osp.join(files['img'], f'{i}.png'),
+            labels,
+            classes=[0, 1],
+            mode='instance',
+            seed=0,
+            guard=False)
         # the random tiny refiner's changes overflow any guard band: compared without it
         assert np.array_equal(got, expected) and not np.array_equal(got, labels)
         assert (got[:4, :4] == 255).all()
@@ -162,16 +187,34 @@ def test_refine_semantic_folder_keeps_format_ignore_and_other_classes(files, tmp
     assert '2 of 2 already done' in capsys.readouterr().out
 
 
-def test_refine_coco_no_guard_reaches_the_api(files, tmp_path, monkeypatch):
+def test_refine_coco_options_reach_the_api(files, tmp_path, monkeypatch):
     import mmseg_refiner.apis as apis
     seen, real = [], apis.refine_masks
 
     def spy(*args, **kwargs):
-        seen.append(kwargs['guard'])
+        seen.append(kwargs['options'])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(apis, 'refine_masks', spy)
     _write_results(tmp_path / 'res.json')
     assert main(_args(files, tmp_path / 'res.json', tmp_path / 'a.json')) == 0
-    assert main(_args(files, tmp_path / 'res.json', tmp_path / 'b.json', '--no-guard')) == 0
-    assert seen and set(seen[:len(seen) // 2]) == {None} and set(seen[len(seen) // 2:]) == {False}
+    assert main(
+        _args(files, tmp_path / 'res.json', tmp_path / 'b.json', '--no-guard', '--stop-thr', '0.5',
+              '--stop-criterion', 'change', '--preset', 'reference')) == 0
+    half = len(seen) // 2
+    assert seen and {o.guard for o in seen[:half]} == {None}
+    assert {(o.guard, o.stop_thr, o.stop_criterion, o.preset, o.mode, o.seed)
+            for o in seen[half:]} == {(False, 0.5, 'change', 'reference', 'instance', 0)}
+
+
+def test_refine_coco_cache_header_holds_the_options(files, tmp_path, capsys):
+    from mmseg_refiner.cli import build_parser
+    from mmseg_refiner.cli.refine_coco import _settings
+    _write_results(tmp_path / 'res.json')
+    out = tmp_path / 'out.json'
+    header = _settings(build_parser().parse_args(_args(files, tmp_path / 'res.json', out)))
+    assert header['seed'] == 0 and header['mode'] == 'instance'
+    (tmp_path / 'out.json.partial.jsonl').write_text(json.dumps({'header': header}) + '\n')
+    assert main(_args(files, tmp_path / 'res.json', out, '--preset', 'reference')) == 1
+    assert 'other inputs or settings' in capsys.readouterr().err  # another option: refused
+    assert main(_args(files, tmp_path / 'res.json', out)) == 0  # the same: resumed

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from mmengine.registry import DefaultScope
 
 from mmseg_refiner.registry import DATASETS
@@ -67,10 +66,9 @@ def _check_sample(item):
 
 def test_mask_folder_split_and_samples(tmp_path):
     ids = [f's{i}' for i in range(6)]
-    root = _write_folder(str(tmp_path), ids, with_split={'train.txt': ids[:4],
-                                                         'val.txt': ids[4:]})
-    ds = DATASETS.build(dict(type='MaskFolderDataset', data_root=root, ann_file='train.txt',
-                             pipeline=_pipeline()))
+    root = _write_folder(str(tmp_path), ids, with_split={'train.txt': ids[:4], 'val.txt': ids[4:]})
+    ds = DATASETS.build(
+        dict(type='MaskFolderDataset', data_root=root, ann_file='train.txt', pipeline=_pipeline()))
     assert len(ds) == 4
     info = ds.get_data_info(1)
     assert info['sample_id'] == 's1' and info['img_path'].endswith('s1.png')
@@ -84,9 +82,12 @@ def test_mask_folder_split_and_samples(tmp_path):
 def test_mask_folder_concat_and_indices(tmp_path):
     a = _write_folder(str(tmp_path / 'a'), ['x', 'y'])
     b = _write_folder(str(tmp_path / 'b'), ['x', 'y', 'z'])
-    ds = DATASETS.build(dict(type='ConcatDataset', datasets=[
-        dict(type='MaskFolderDataset', data_root=a, pipeline=_pipeline()),
-        dict(type='MaskFolderDataset', data_root=b, pipeline=_pipeline(), indices=2)]))
+    ds = DATASETS.build(
+        dict(
+            type='ConcatDataset', datasets=[
+                dict(type='MaskFolderDataset', data_root=a, pipeline=_pipeline()),
+                dict(type='MaskFolderDataset', data_root=b, pipeline=_pipeline(), indices=2)
+            ]))
     assert len(ds) == 4
     _check_sample(ds[3])
 
@@ -96,11 +97,16 @@ def test_mask_folder_offline_coarse(tmp_path):
     os.makedirs(osp.join(root, 'coarse'))
     for i in ('p', 'q'):
         cv2.imwrite(osp.join(root, 'coarse', i + '.png'), np.zeros((40, 56), np.uint8))
-    ds = DATASETS.build(dict(
-        type='MaskFolderDataset', data_root=root,
-        data_prefix=dict(img_path='images', mask_path='masks', coarse_path='coarse'),
-        pipeline=[dict(type='LoadImageAndMask'), dict(type='CropAroundObject', size=CROP),
-                  dict(type='GenerateCoarseMask', seed=0), dict(type='PackRefinerInputs')]))
+    ds = DATASETS.build(
+        dict(
+            type='MaskFolderDataset', data_root=root,
+            data_prefix=dict(img_path='images', mask_path='masks',
+                             coarse_path='coarse'), pipeline=[
+                                 dict(type='LoadImageAndMask'),
+                                 dict(type='CropAroundObject', size=CROP),
+                                 dict(type='GenerateCoarseMask', seed=0),
+                                 dict(type='PackRefinerInputs')
+                             ]))
     sample = ds[0]['data_samples']
     assert sample.coarse_mode == 'offline' and not sample.coarse_mask.data.any()
 
@@ -109,8 +115,8 @@ def test_mask_folder_errors(tmp_path):
     root = str(tmp_path)
     with pytest.raises(InputError, match='image folder not found'):
         DATASETS.build(dict(type='MaskFolderDataset', data_root=root))
-    _write_folder(root, ['a', 'b'], with_split={'bad.txt': ['a', 'zz'], 'empty.txt': [],
-                                                'a.txt': ['a']})
+    _write_folder(root, ['a', 'b'],
+                  with_split={'bad.txt': ['a', 'zz'], 'empty.txt': [], 'a.txt': ['a']})
     with pytest.raises(InputError, match='image missing .* zz'):
         DATASETS.build(dict(type='MaskFolderDataset', data_root=root, ann_file='bad.txt'))
     with pytest.raises(InputError, match='no samples'):
@@ -121,27 +127,28 @@ def test_mask_folder_errors(tmp_path):
     with pytest.raises(InputError, match=r'mask_path file .* missing .* b'):
         DATASETS.build(dict(type='MaskFolderDataset', data_root=root))
     with pytest.raises(InputError, match='coarse_path folder not found'):
-        DATASETS.build(dict(type='MaskFolderDataset', data_root=root, ann_file='a.txt',
-                            data_prefix=dict(img_path='images', mask_path='masks',
-                                             coarse_path='nope')))
+        DATASETS.build(
+            dict(type='MaskFolderDataset', data_root=root, ann_file='a.txt',
+                 data_prefix=dict(img_path='images', mask_path='masks', coarse_path='nope')))
 
 
 def test_mask_folder_size_mismatch_is_lazy(tmp_path):
     root = _write_folder(str(tmp_path), ['a'], mask_size=(40, 50))
-    ds = DATASETS.build(dict(type='MaskFolderDataset', data_root=root, pipeline=_pipeline(),
-                             test_mode=True))
+    ds = DATASETS.build(
+        dict(type='MaskFolderDataset', data_root=root, pipeline=_pipeline(), test_mode=True))
     assert len(ds) == 1  # listing does not read the files
     with pytest.raises(InputError, match=r'size mismatch: .*masks/a\.png.*images/a\.jpg'):
         ds[0]
 
 
-@pytest.mark.skipif(not osp.isdir(osp.join(osp.dirname(__file__), '..', '..', 'shared',
-                                           'data', 'people')),
-                    reason='shared people data not available')
+@pytest.mark.skipif(
+    not osp.isdir(osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'people')),
+    reason='shared people data not available')
 def test_mask_folder_on_shared_people():
     root = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'people')
-    ds = DATASETS.build(dict(type='MaskFolderDataset', data_root=root, ann_file='val.txt',
-                             pipeline=_pipeline()[:-1] + [dict(type='PackRefinerInputs')]))
+    ds = DATASETS.build(
+        dict(type='MaskFolderDataset', data_root=root, ann_file='val.txt',
+             pipeline=_pipeline()[:-1] + [dict(type='PackRefinerInputs')]))
     assert len(ds) == 164
     item = ds[0]
     assert item['inputs'].shape == (3, CROP, CROP)
@@ -165,8 +172,10 @@ def _write_coco(root, with_images=True):
         dict(id=4, image_id=2, category_id=1, iscrowd=0, area=4.0, bbox=[1, 1, 2, 2],
              segmentation=[[1, 1, 3, 1, 3, 3, 1, 3]]),
     ]
-    images = [dict(id=1, file_name='a.jpg', height=40, width=56),
-              dict(id=2, coco_url='http://x/val2017/b.jpg', height=40, width=56)]
+    images = [
+        dict(id=1, file_name='a.jpg', height=40, width=56),
+        dict(id=2, coco_url='http://x/val2017/b.jpg', height=40, width=56)
+    ]
     if with_images:
         for name, box in (('a.jpg', (8, 5, 28, 25)), ('b.jpg', (20, 10, 50, 30))):
             img = np.full((40, 56, 3), 90, np.uint8)
@@ -175,8 +184,9 @@ def _write_coco(root, with_images=True):
     import json
     path = osp.join(root, 'ann.json')
     with open(path, 'w') as f:
-        json.dump(dict(images=images, annotations=anns,
-                       categories=[dict(id=1, name='a'), dict(id=2, name='b')]), f)
+        json.dump(
+            dict(images=images, annotations=anns,
+                 categories=[dict(id=1, name='a'), dict(id=2, name='b')]), f)
     return path
 
 
@@ -217,15 +227,18 @@ def test_hr_patch_dataset_object_and_patch_samples(tmp_path):
     for i in ('a', 'b'):
         cv2.imwrite(osp.join(root, 'coarse', i + '.png'), np.zeros((96, 128), np.uint8))
         cv2.imwrite(osp.join(root, 'coarse_expand', i + '.png'), np.zeros((96, 128), np.uint8))
-    pipeline = [dict(type='LoadImageAndMask', expand_prob=0.5, seed=0),
-                dict(type='CropHRSample', size=CROP, patch_size=32, seed=0),
-                dict(type='RefinerRandomFlip', seed=0),
-                dict(type='GenerateCoarseMask', iou_range=(0.5, 0.9), seed=0),
-                dict(type='PackRefinerInputs')]
-    ds = DATASETS.build(dict(
-        type='HRPatchDataset', data_root=root, pipeline=pipeline,
-        data_prefix=dict(img_path='images', mask_path='masks', coarse_path='coarse',
-                         expanded_path='coarse_expand')))
+    pipeline = [
+        dict(type='LoadImageAndMask', expand_prob=0.5, seed=0),
+        dict(type='CropHRSample', size=CROP, patch_size=32, seed=0),
+        dict(type='RefinerRandomFlip', seed=0),
+        dict(type='GenerateCoarseMask', iou_range=(0.5, 0.9), seed=0),
+        dict(type='PackRefinerInputs')
+    ]
+    ds = DATASETS.build(
+        dict(
+            type='HRPatchDataset', data_root=root, pipeline=pipeline,
+            data_prefix=dict(img_path='images', mask_path='masks', coarse_path='coarse',
+                             expanded_path='coarse_expand')))
     assert len(ds) == 4
     assert [ds.get_data_info(i)['crop_mode'] for i in range(4)] == ['object', 'patch'] * 2
     assert 'coarse_path' not in ds.get_data_info(1)

@@ -9,8 +9,8 @@ from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.structures import BaseDataElement, InstanceData, PixelData
 from pycocotools import mask as mask_utils
 
-from mmseg_refiner.evaluation import (BoundaryAPMetric, RefinerMetric, boundary_ap,
-                                      boundary_iou, mask_iou, mba)
+from mmseg_refiner.evaluation import (BoundaryAPMetric, RefinerMetric, boundary_ap, boundary_iou,
+                                      mask_iou, mba)
 
 
 def _blob(h, w, cy, cx, ry, rx):

@@ -1,8 +1,7 @@
 import numpy as np
 import torch
 
-from mmseg_refiner.inference.crops import (crop_resize_mask, expand_box, mask_to_box,
-                                           paste_prob)
+from mmseg_refiner.inference.crops import crop_resize_mask, expand_box, mask_to_box, paste_prob
 from mmseg_refiner.inference.strategies import choose_mode, refine_instances
 
 

@@ -15,8 +15,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 @pytest.fixture(scope='module')
 def make_coarse():
-    spec = importlib.util.spec_from_file_location(
-        'make_coarse_tool', osp.join(REPO, 'tools', 'make_coarse.py'))
+    spec = importlib.util.spec_from_file_location('make_coarse_tool',
+                                                  osp.join(REPO, 'tools', 'make_coarse.py'))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # the worker pool pickles its functions by module
     spec.loader.exec_module(module)
@@ -51,8 +51,8 @@ def test_make_coarse_writes_seeded_outputs(make_coarse, tmp_path):
     assert not [f for f in os.listdir(osp.join(root, 'coarse')) if f.startswith('.tmp')]
     # Same seed, other order of work (2 workers): same files.
     other = _write_masks(str(tmp_path / 'b'))
-    assert make_coarse.main([other, '--iou-target', '0.85', '--iou-min', '0.6',
-                             '--workers', '2']) == 0
+    assert make_coarse.main([other, '--iou-target', '0.85', '--iou-min', '0.6', '--workers',
+                             '2']) == 0
     for d in ('coarse', 'coarse_expand'):
         for i in range(3):
             np.testing.assert_array_equal(_read(osp.join(root, d, f'm{i}.png')),

@@ -116,8 +116,10 @@ def _wait_for_checkpoint(proc, work, timeout=240):
 
 def test_killed_run_resumes_to_max_iters(data_root, tmp_path):
     work = str(tmp_path / 'resume')
-    cmd = [sys.executable, TRAIN, TINY_CFG, '--work-dir', work, '--cfg-options',
-           'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000']
+    cmd = [
+        sys.executable, TRAIN, TINY_CFG, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000'
+    ]
     proc = subprocess.Popen(cmd, env=_env(data_root), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -136,9 +138,10 @@ def test_killed_run_resumes_to_max_iters(data_root, tmp_path):
     assert not osp.exists(osp.join(work, f'iter_{target + 1}.pth'))
 
 
-@pytest.mark.parametrize('name,max_iters,milestones', [
-    ('segrefiner_lr.py', 120000, [80000, 100000]), ('segrefiner_hr.py', 40000, [20000, 35000]),
-    ('segrefiner_small_folder.py', None, None)])
+@pytest.mark.parametrize('name,max_iters,milestones',
+                         [('segrefiner_lr.py', 120000, [80000, 100000]),
+                          ('segrefiner_hr.py', 40000, [20000, 35000]),
+                          ('segrefiner_small_folder.py', None, None)])
 def test_recipe_configs(name, max_iters, milestones):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'segrefiner', name))
@@ -160,3 +163,107 @@ def test_lr_config_builds_full_size_model():
     with pytest.warns(UserWarning, match='random weights'):
         model = init_refiner(osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_lr.py'))
     assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 118.6) < 0.1
+
+
+# --- the campaign and GPU configs (generated data folders; the real sets are not needed) ---
+
+CAMPAIGN_CFG = osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign.py')
+SHIPPED = osp.join(REPO, 'mmseg_refiner', 'checkpoints', 'segrefiner_small_people_hair.pth')
+TINY_UNET = osp.join(REPO, 'configs', '_base_', 'models', 'segrefiner_tiny_unet.py')
+
+
+def _tiny_model_options():
+    """--cfg-options that turn a config's model into the one tiny definition (TINY_UNET)."""
+    from mmengine.config import Config
+    model = Config.fromfile(TINY_UNET).model
+    options = [
+        f'model.backbone.{k}={list(v) if isinstance(v, tuple) else v}'.replace(' ', '')
+        for k, v in model.backbone.items() if k != 'type'
+    ]
+    return options + [
+        f'model.test_cfg.{k}={v}'
+        for k, v in model.test_cfg.items() if k in ('crop_size', 'batch_size')
+    ]
+
+
+# In-process data loading, and no validation (mmengine validates after the last iteration).
+IN_PROCESS_LOADER = [
+    'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+    'train_cfg.val_begin=1000000'
+]
+
+
+@pytest.fixture(scope='module')
+def people_hair_root(tmp_path_factory):
+    """``people/`` and ``hair/`` folders with train/val splits, as ../shared/data has."""
+    root = str(tmp_path_factory.mktemp('people_hair'))
+    for n, name in enumerate(('people', 'hair')):
+        _write_split(osp.join(root, name), 4, seed=10 + n)
+        for split, ids in (('train.txt', '0\n1\n2\n'), ('val.txt', '3\n')):
+            with open(osp.join(root, name, split), 'w') as f:
+                f.write(ids)
+    return root
+
+
+def _run(cmd, data_root, timeout=300, **env):
+    """Run ``cmd`` in its own process group; on a timeout the whole group is killed."""
+    proc = subprocess.Popen(cmd, env=dict(_env(data_root), **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f'timed out after {timeout} s: {out[-3000:]}')
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def test_campaign_config_warm_starts_from_shipped_weights(people_hair_root, tmp_path):
+    """Two iterations of the campaign recipe (shipped architecture) from the fp16 export."""
+    work = str(tmp_path / 'campaign')
+    log = _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
+        f'load_from={SHIPPED}', 'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
+        *IN_PROCESS_LOADER
+    ], people_hair_root)
+    assert 'Load checkpoint from' in log and osp.isfile(osp.join(work, 'iter_2.pth')), log[-3000:]
+    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu', weights_only=False)
+    assert 'ema_state_dict' in ckpt  # EMAHook: state_dict holds the averaged weights
+    assert ckpt['meta']['iter'] == 2
+
+
+def test_campaign_resume_reseeds_the_data(people_hair_root, tmp_path):
+    work = str(tmp_path / 'resume')
+    common = ['train_dataloader.batch_size=2', *_tiny_model_options(), *IN_PROCESS_LOADER]
+    _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_iters=1', *common
+    ], people_hair_root)
+    log = _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--resume', '--cfg-options',
+        'train_cfg.max_iters=2', *common
+    ], people_hair_root)
+    assert 'resumed at iteration 1: data re-seeded' in log, log[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+def test_gpu_train_script_on_cpu(people_hair_root, tmp_path):
+    """tools/gpu_train.sh end to end, shrunk to 2 iterations of a tiny model on CPU."""
+    out, work = str(tmp_path / 'out'), str(tmp_path / 'work')
+    # 64 px crops: the tiny U-Net's attention at stride 2 is quadratic in the crop's pixels.
+    crops = [
+        f'train_dataloader.dataset.datasets.{i}.pipeline.{int(i < 2)}.size=64' for i in range(4)
+    ]
+    log = _run([
+        'bash',
+        osp.join(REPO, 'tools', 'gpu_train.sh'), '--cfg-options', 'train_cfg.max_iters=2',
+        'train_dataloader.batch_size=2', *crops, *_tiny_model_options(), *IN_PROCESS_LOADER
+    ], people_hair_root, OUT=out, WORK_DIR=work, PYTHON=sys.executable,
+               REFINER_DATA_ROOT=people_hair_root)
+    assert 'TimeBudgetHook' in open(osp.join(work, 'segrefiner_base_gpu.py')).read()
+    exported = osp.join(out, 'segrefiner_base_gpu.pth')
+    assert osp.isfile(exported) and osp.isfile(osp.join(out, 'train.log')), log[-3000:]
+    from mmseg_refiner.apis import init_refiner
+    model = init_refiner(checkpoint=exported)
+    assert model.backbone.model_channels == 8

@@ -20,8 +20,8 @@ def _blob(h=64, w=64, seed=0):
     """A (h, w) uint8 0/1 mask: an ellipse plus a random rectangle, a crude 'object'."""
     rng = np.random.default_rng(seed)
     mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (w // 2, h // 2), (w // 4, h // 3), float(rng.uniform(0, 180)), 0, 360,
-                1, -1)
+    cv2.ellipse(mask, (w // 2, h // 2), (w // 4, h // 3), float(rng.uniform(0, 180)), 0, 360, 1,
+                -1)
     x, y = int(rng.integers(4, w // 2)), int(rng.integers(4, h // 2))
     mask[y:y + h // 4, x:x + w // 5] = 1
     return mask
@@ -31,8 +31,7 @@ def _results(h=64, w=64, seed=0):
     rng = np.random.default_rng(seed)
     gt = _blob(h, w, seed)
     img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    return dict(img=img, gt_mask=gt, img_path=f'img{seed}.jpg', img_shape=(h, w),
-                ori_shape=(h, w))
+    return dict(img=img, gt_mask=gt, img_path=f'img{seed}.jpg', img_shape=(h, w), ori_shape=(h, w))
 
 
 @pytest.mark.parametrize('mode', DEGRADATIONS)
@@ -83,8 +82,8 @@ def test_generate_coarse_mask_range_and_seed_reproducible():
         assert out['coarse_iou'] == pytest.approx(mask_iou(out['coarse_mask'], out['gt_mask']))
         ious.append(out['coarse_iou'])
         again = GenerateCoarseMask(iou_range=(0.6, 0.9), seed=3, fixed_per_sample=True)
-        np.testing.assert_array_equal(again(_results(seed=seed))['coarse_mask'],
-                                      out['coarse_mask'])
+        np.testing.assert_array_equal(
+            again(_results(seed=seed))['coarse_mask'], out['coarse_mask'])
     assert len(set(np.round(ious, 6))) > 1  # targets are drawn per sample
 
 
@@ -134,12 +133,11 @@ def test_crop_around_object_box_context_and_alignment():
 
     gt = np.zeros((80, 100), np.uint8)
     gt[20:40, 30:70] = 1
-    out = CropAroundObject(size=32, max_context=10, random=False)(
-        dict(_results(h=80, w=100), gt_mask=gt.copy()))
+    out = CropAroundObject(size=32, max_context=10,
+                           random=False)(dict(_results(h=80, w=100), gt_mask=gt.copy()))
     assert out['crop_box'] == (20, 10, 80, 50)
     crop = CropAroundObject(size=32, max_context=10, seed=0)
-    boxes = {crop(dict(_results(h=80, w=100), gt_mask=gt.copy()))['crop_box']
-             for _ in range(8)}
+    boxes = {crop(dict(_results(h=80, w=100), gt_mask=gt.copy()))['crop_box'] for _ in range(8)}
     assert len(boxes) > 1  # random context
     for x0, y0, x1, y1 in boxes:
         assert 20 <= x0 <= 30 and 10 <= y0 <= 20 and 70 <= x1 <= 80 and 40 <= y1 <= 50
@@ -227,8 +225,10 @@ def test_load_coco_annotation_and_offline_coarse(tmp_path):
 
     info = dict(img_path=img_path, mask_path=mask_path, coarse_path=mask_path,
                 expanded_path=mask_path)
-    modes = {LoadImageAndMask(seed=0)(dict(info, sample_id=str(i)))['coarse_mode']
-             for i in range(16)}
+    modes = {
+        LoadImageAndMask(seed=0)(dict(info, sample_id=str(i)))['coarse_mode']
+        for i in range(16)
+    }
     assert modes == {'offline', 'expanded'}
     out = LoadImageAndMask(expand_prob=0.0)(dict(info))
     assert out['coarse_mode'] == 'offline' and out['coarse_mask'].sum() == 8 * 16
@@ -240,32 +240,36 @@ def test_crop_hr_sample_object_and_patch():
     gt[100:200, 150:260] = 1
     crop = CropHRSample(size=32, patch_size=64, seed=0)
     for _ in range(5):
-        out = crop(dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(),
-                        crop_mode='object', img_path='x'))
+        out = crop(
+            dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(), crop_mode='object',
+                 img_path='x'))
         x0, y0, x1, y1 = out['crop_box']
         assert x0 <= 150 and y0 <= 100 and x1 >= 260 and y1 >= 200
         assert out['gt_mask'].shape == (32, 32)
-        out = crop(dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(),
-                        crop_mode='patch', img_path='x'))
+        out = crop(
+            dict(img=np.zeros((300, 400, 3), np.uint8), gt_mask=gt.copy(), crop_mode='patch',
+                 img_path='x'))
         x0, y0, x1, y1 = out['crop_box']
         assert (x1 - x0, y1 - y0) == (64, 64)
         patch = gt[y0:y1, x0:x1]
         assert patch.any() and not patch.all()
-    small = crop(dict(img=np.zeros((40, 50, 3), np.uint8), gt_mask=gt[80:120, 130:180].copy(),
-                      crop_mode='patch'))
+    small = crop(
+        dict(img=np.zeros((40, 50, 3), np.uint8), gt_mask=gt[80:120, 130:180].copy(),
+             crop_mode='patch'))
     x0, y0, x1, y1 = small['crop_box']
     assert (x1 - x0, y1 - y0) == (20, 20)  # half the shorter side when the image is small
     with pytest.raises(ValueError, match='crop_mode'):
-        crop(dict(img=np.zeros((8, 8, 3), np.uint8), gt_mask=np.zeros((8, 8), np.uint8),
-                  crop_mode='tile'))
+        crop(
+            dict(img=np.zeros((8, 8, 3), np.uint8), gt_mask=np.zeros((8, 8), np.uint8),
+                 crop_mode='tile'))
 
 
 def test_generate_coarse_mask_expanded_variant():
     gt = np.zeros((64, 64), np.uint8)
     gt[8:56, 8:56] = 1
     gt[20:44, 20:44] = 0  # a ring: the expanded source fills it
-    out = GenerateCoarseMask(iou_range=(0.8, 0.95), expand_prob=1.0, seed=0)(
-        dict(gt_mask=gt, img_path='ring'))
+    out = GenerateCoarseMask(iou_range=(0.8, 0.95), expand_prob=1.0,
+                             seed=0)(dict(gt_mask=gt, img_path='ring'))
     assert out['coarse_mode'] == 'expanded'
     assert out['coarse_mask'][28:36, 28:36].mean() > 0.5
     assert out['coarse_iou'] == pytest.approx(mask_iou(out['coarse_mask'], gt))
@@ -303,8 +307,8 @@ def test_generate_coarse_mask_clean_samples_are_the_degradation_alone():
     # no perturbation rounds: far above the IoU range, and exactly the x2 degradation
     assert out['coarse_iou'] > 0.9
     np.testing.assert_array_equal(
-        out['coarse_mask'], degrade(out['gt_mask'], np.random.default_rng(0), 'lowres',
-                                    dict(factor_range=(2, 2))))
+        out['coarse_mask'],
+        degrade(out['gt_mask'], np.random.default_rng(0), 'lowres', dict(factor_range=(2, 2))))
     mixed = GenerateCoarseMask(iou_range=(0.6, 0.7), clean_prob=0.5, seed=0)
     modes = {mixed(_results(seed=s))['coarse_mode'].endswith('-clean') for s in range(12)}
     assert modes == {True, False}
@@ -312,3 +316,63 @@ def test_generate_coarse_mask_clean_samples_are_the_degradation_alone():
         GenerateCoarseMask(clean_prob=1.5)
     with pytest.raises(ValueError, match='reference'):
         GenerateCoarseMask(clean_modes=dict(reference=1))
+
+
+def test_degrade_hull_fills_a_wedge_and_keeps_the_object():
+    from mmseg_refiner.datasets.coarse_synthesis import degrade_hull
+    gt = np.zeros((64, 64), np.uint8)
+    gt[8:56, 8:56] = 1
+    gt[8:40, 28:36] = 0  # a wedge of background cut into the object from the top
+    for seed in range(4):
+        out = degrade_hull(gt, np.random.default_rng(seed), keep_prob=1.0)
+        assert (out >= gt).all()  # only adds
+        assert out[8:40, 28:36].mean() > 0.5  # the wedge is (mostly) filled
+        assert not out[:4].any() and not out[60:].any()  # no growth outside the outline
+    hull = degrade_hull(gt, np.random.default_rng(0), hull_prob=1.0)
+    assert hull[8:56, 8:56].all()
+
+
+def test_degrade_morph_and_jitter_are_mild_and_seeded():
+    from mmseg_refiner.datasets.coarse_synthesis import degrade_jitter, degrade_morph
+    gt = _blob(seed=2)
+    grown = degrade_morph(gt, np.random.default_rng(0), radius_range=(2, 2))
+    assert (grown >= gt).all() or (grown <= gt).all()
+    assert 0.6 < mask_iou(grown, gt) < 1.0
+    wobbly = degrade_jitter(gt, np.random.default_rng(0), amp_range=(1.5, 1.5))
+    assert 0.8 < mask_iou(wobbly, gt) < 1.0
+    np.testing.assert_array_equal(
+        wobbly, degrade_jitter(gt, np.random.default_rng(0), amp_range=(1.5, 1.5)))
+
+
+def test_load_image_and_mask_max_side_and_cache(tmp_path):
+    img_path, mask_path = _write_pair(tmp_path, img_hw=(24, 32), mask_hw=(24, 32))
+    t = LoadImageAndMask(max_side=16, cache_mb=1)
+    out = t(dict(img_path=img_path, mask_path=mask_path))
+    assert out['img'].shape == (12, 16, 3) and out['gt_mask'].shape == (12, 16)
+    assert out['img_shape'] == (12, 16)
+    again = t(dict(img_path=img_path, mask_path=mask_path))
+    assert again['img'] is out['img']  # decoded once per process
+    with pytest.raises(ValueError, match='max_side'):
+        LoadImageAndMask(max_side=0)
+
+
+def test_run_salt_changes_training_draws_only():
+    from mmseg_refiner.datasets.transforms.rng import SampleRNG, set_run_salt
+    from mmseg_refiner.utils.rng import keyed_generator
+    key = dict(sample_key='s/0')
+
+    def draws(fixed):
+        return SampleRNG(seed=3, fixed_per_sample=fixed)(key, 'T').random(3)
+
+    # the one recipe: seed, transform, key, visit, worker, rank
+    np.testing.assert_array_equal(draws(False), keyed_generator(3, 'T', 's/0', 0, 0, 0).random(3))
+    base_train, base_val = draws(False), draws(True)
+    try:
+        set_run_salt(7)
+        assert not np.array_equal(draws(False), base_train)
+        np.testing.assert_array_equal(draws(True), base_val)
+    finally:
+        set_run_salt(0)
+    np.testing.assert_array_equal(draws(False), base_train)
+    with pytest.raises(ValueError, match='salt'):
+        set_run_salt(-1)

@@ -19,7 +19,9 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmseg_refiner.apis import init_refiner  # noqa: E402
+from mmseg_refiner.utils.checkpoint import load_checkpoint  # noqa: E402
 from mmseg_refiner.utils.io import atomic_write  # noqa: E402
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings  # noqa: E402
 
 
 def parse_args():
@@ -29,13 +31,17 @@ def parse_args():
     p.add_argument('out')
     p.add_argument('--fp32', action='store_true', help='keep float32 weights')
     p.add_argument('--note', default='', help='free text stored in meta.note')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='unpickle the checkpoint fully (only for files you trust)')
     return p.parse_args()
 
 
 def main():
+    filter_stack_warnings()
     args = parse_args()
-    model = init_refiner(args.config, args.checkpoint)
-    ckpt = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
+    model = init_refiner(args.config, args.checkpoint, device='cpu',
+                         trust_checkpoint=args.trust_checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     dtype = torch.float32 if args.fp32 else torch.float16
     state = {k: v.to(dtype) if v.is_floating_point() else v
              for k, v in model.state_dict().items()}

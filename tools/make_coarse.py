@@ -18,7 +18,6 @@ import argparse
 import multiprocessing as mp
 import os.path as osp
 import sys
-import zlib
 from functools import partial
 from typing import List, Optional, Tuple
 
@@ -29,6 +28,8 @@ from mmseg_refiner.datasets.coarse_synthesis import fill_outer_contours, synthes
 from mmseg_refiner.datasets.mask_folder import index_images, read_split
 from mmseg_refiner.inference.crops import crop_resize_mask
 from mmseg_refiner.utils.io import InputError, maskread_checked, maskwrite_atomic
+from mmseg_refiner.utils.rng import keyed_generator
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 
 def parse_args(argv=None):
@@ -66,8 +67,8 @@ def _synthesize(gt: np.ndarray, rng: np.random.Generator, args) -> np.ndarray:
     """Coarse mask of a (H, W) bool ``gt``, at most ``args.max_side`` px while working."""
     h, w = gt.shape
     scale = args.max_side / max(h, w) if args.max_side and max(h, w) > args.max_side else 1.0
-    work = gt if scale == 1.0 else crop_resize_mask(
-        gt, (0, 0, w, h), (max(1, round(w * scale)), max(1, round(h * scale))))
+    work = gt if scale == 1.0 else crop_resize_mask(gt, (0, 0, w, h), (max(1, round(w * scale)),
+                                                                       max(1, round(h * scale))))
     coarse, _, _ = synthesize_coarse(work, rng, args.iou_target, args.iou_min, mode=args.mode)
     if scale != 1.0:
         coarse = crop_resize_mask(coarse > 0, (0, 0, coarse.shape[1], coarse.shape[0]), (w, h))
@@ -76,17 +77,15 @@ def _synthesize(gt: np.ndarray, rng: np.random.Generator, args) -> np.ndarray:
 
 def process_one(sample_id: str, args) -> Tuple[str, str]:
     """Write the missing outputs of one id; returns (id, 'done' | 'skipped' | error text)."""
-    outputs = [(args.out_dir, False)] + ([(args.expanded_dir, True)] if args.expanded_dir
-                                         else [])
+    outputs = [(args.out_dir, False)] + ([(args.expanded_dir, True)] if args.expanded_dir else [])
     todo = [(osp.join(args.root, d, sample_id + '.png'), e) for d, e in outputs]
     todo = [(p, e) for p, e in todo if args.overwrite or not osp.isfile(p)]
     if not todo:
         return sample_id, 'skipped'
     try:
         gt = maskread_checked(osp.join(args.root, args.mask_dir, sample_id + '.png'))
-        key = zlib.crc32(sample_id.encode('utf-8'))
         for path, expanded in todo:
-            rng = np.random.default_rng([args.seed, key, int(expanded)])
+            rng = keyed_generator(args.seed, sample_id, int(expanded))
             source = fill_outer_contours(gt) > 0 if expanded else gt
             maskwrite_atomic(_synthesize(source, rng, args), path)
     except (InputError, OSError) as exc:
@@ -117,6 +116,7 @@ def run(args) -> dict:
 
 
 def main(argv=None):
+    filter_stack_warnings()
     args = parse_args(argv)
     counts = run(args)
     print(f"coarse masks: {counts['done']} written, {counts['skipped']} already there, "

@@ -12,6 +12,11 @@ Examples::
         --refiner configs/segrefiner/segrefiner_lr.py --refiner-checkpoint segrefiner_lr.pth
     bash tools/dist_test.sh mmseg_config.py seg.pth 4 --refiner ... --refiner-checkpoint ...
     mim test mmseg_refiner CONFIG --checkpoint CKPT --refiner ... --refiner-checkpoint ...
+
+Every inference option of the refiner is a ``--refiner-*`` flag (``--refiner-preset``,
+``--refiner-stop-thr``, ``--refiner-stop-criterion``, ... : the fields of
+:class:`mmseg_refiner.apis.RefineOptions`; ``--preset`` etc. work too); ``--refiner-cfg-options``
+overrides the refiner's config as ``--cfg-options`` does the tested model's.
 """
 import argparse
 import importlib
@@ -23,8 +28,12 @@ from mmengine.hub import get_config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmseg_refiner  # noqa: F401  (registers SegRefinerHook, applies checkpoint-loading fixes)
+import mmseg_refiner  # noqa: F401  (the mmseg_refiner registry scope, as custom_imports)
+from mmseg_refiner.cli.common import add_refine_options, add_runtime_args, refine_options
+from mmseg_refiner.utils.checkpoint import mmengine_safe_globals
+from mmseg_refiner.utils.hardware import setup_threads
 from mmseg_refiner.utils.launch import setup_cpu_distributed
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -33,24 +42,40 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) an mmdet / mmseg model, optionally refining its '
         'masks with SegRefiner')
-    parser.add_argument('config', help='test config: a file, or a model-zoo config such as '
-                        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py (default_scope mmdet or '
-                        'mmseg)')
+    parser.add_argument(
+        'config',
+        help='test config: a file, or a model-zoo config such as '
+        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py (default_scope mmdet or '
+        'mmseg)')
     parser.add_argument('checkpoint', help='checkpoint file of the model')
     parser.add_argument('--work-dir', help='the directory to save logs and metrics')
     parser.add_argument(
-        '--out', help='mmdet: dump the predictions to this .pkl file; mmseg: save the '
+        '--out',
+        help='mmdet: dump the predictions to this .pkl file; mmseg: save the '
         'predicted label maps as PNGs into this directory')
+    parser.add_argument(
+        '--lvis-ann',
+        metavar='FILE',
+        help='mmdet: score masks against this LVIS-format annotation file '
+        '(mask AP and boundary AP with the lvis API; the paper\'s COCO protocol '
+        'uses cocofied LVIS val) instead of the config\'s test_evaluator')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory where painted images are saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value (e.g. custom_hooks.0.refiner_checkpoint=x)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--tta', action='store_true',
-                        help='test-time augmentation (needs tta_model and tta_pipeline)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation (needs tta_model and tta_pipeline)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     _add_refiner_args(parser)
     args = parser.parse_args(argv)
@@ -63,12 +88,8 @@ def _add_refiner_args(parser) -> None:
     group = parser.add_argument_group('SegRefiner (adds SegRefinerHook to custom_hooks)')
     group.add_argument('--refiner', metavar='CONFIG', help='refiner config: turns refining on')
     group.add_argument('--refiner-checkpoint', metavar='FILE', help='refiner weights')
-    group.add_argument('--refiner-mode', default='auto',
-                       choices=('auto', 'instance', 'global', 'hr'), help='strategy')
-    group.add_argument('--refiner-steps', type=int, default=None, help='reverse steps')
-    group.add_argument('--refiner-seed', type=int, default=0, help='sampling seed')
-    group.add_argument('--refiner-device', default=None,
-                       help='refiner device (default: the model\'s)')
+    add_runtime_args(group, prefix='refiner-', device_default=None)
+    add_refine_options(group, prefix='refiner-', aliases=True)
 
 
 def init_scope(cfg: Config) -> str:
@@ -87,9 +108,14 @@ def add_refiner_hook(cfg: Config, args) -> None:
     if 'mmseg_refiner' not in imports['imports']:
         imports['imports'] = list(imports['imports']) + ['mmseg_refiner']
     cfg.custom_imports = imports
-    hook = dict(type='mmseg_refiner.SegRefinerHook', refiner_config=args.refiner,
-                refiner_checkpoint=args.refiner_checkpoint, mode=args.refiner_mode,
-                steps=args.refiner_steps, seed=args.refiner_seed, device=args.refiner_device)
+    hook = dict(
+        type='mmseg_refiner.SegRefinerHook',
+        refiner_config=args.refiner,
+        refiner_checkpoint=args.refiner_checkpoint,
+        device=args.refiner_device,
+        refine_options=refine_options(args, prefix='refiner_').to_dict(),
+        cfg_options=args.refiner_cfg_options,
+        trust_checkpoint=args.refiner_trust_checkpoint)
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
 
 
@@ -106,6 +132,16 @@ def setup_visualization(cfg: Config, args, scope: str) -> None:
         vis['test_out_dir'] = args.show_dir
     elif args.show_dir:
         cfg.visualizer['save_dir'] = args.show_dir
+
+
+def use_lvis_evaluator(cfg: Config, ann_file: str, scope: str) -> None:
+    """Score with :class:`mmseg_refiner.LVISMaskMetric` (mask + boundary AP) on ``ann_file``."""
+    if scope != 'mmdet':
+        raise ValueError(f'--lvis-ann scores instance masks: it needs an mmdet config, got '
+                         f'default_scope {scope!r}')
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'--lvis-ann: annotation file {ann_file} not found')
+    cfg.test_evaluator = dict(type='mmseg_refiner.LVISMaskMetric', ann_file=ann_file)
 
 
 def setup_tta(cfg: Config) -> None:
@@ -133,6 +169,8 @@ def build_cfg(args) -> tuple:
         setup_visualization(cfg, args, scope)
     if args.tta:
         setup_tta(cfg)
+    if args.lvis_ann:
+        use_lvis_evaluator(cfg, args.lvis_ann, scope)
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
@@ -141,7 +179,9 @@ def build_cfg(args) -> tuple:
 
 
 def main(argv=None):
+    filter_stack_warnings()
     args = parse_args(argv)
+    setup_threads(args.threads)
     cfg, scope = build_cfg(args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None and scope == 'mmdet':
@@ -149,7 +189,11 @@ def main(argv=None):
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl/.pickle file for mmdet, got {args.out}')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    filter_stack_warnings(runner.logger)
+    # The tested model's checkpoint, if mmengine wrote it (HistoryBuffer, numpy values), loads
+    # weights-only with those types allow-listed, in this process only.
+    with mmengine_safe_globals():
+        runner.test()
 
 
 if __name__ == '__main__':

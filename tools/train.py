@@ -7,17 +7,25 @@ Examples::
     python tools/train.py CONFIG --resume work_dirs/x/iter_2000.pth
     bash tools/dist_train.sh CONFIG 2 --amp               # 2 processes (gloo on CPU)
     mim train mmseg_refiner CONFIG --amp                  # from an installed package
+
+Checkpoints (``load_from``, ``--resume``) load weights-only with the types mmengine checkpoints
+contain allow-listed (:func:`mmseg_refiner.utils.checkpoint.mmengine_safe_globals`), in this
+process only; ``--trust-checkpoint`` unpickles them fully.
 """
 import argparse
 import os
 import os.path as osp
+import pickle
+import sys
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
 from mmseg_refiner.utils.launch import setup_cpu_distributed
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 
 def parse_args(argv=None):
@@ -35,6 +43,10 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. '
         'train_dataloader.dataset.datasets.0.data_root=/data/people)')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='unpickle load_from / resume checkpoints fully (can run code from the file: only '
+        'for files you trust); default: weights only plus the types mmengine checkpoints hold')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (older: --local_rank).
@@ -81,10 +93,24 @@ def build_cfg(args) -> Config:
 
 
 def main(argv=None):
+    filter_stack_warnings()
     args = parse_args(argv)
     cfg = build_cfg(args)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    if args.trust_checkpoint:  # mmengine calls torch.load without weights_only: torch's switch
+        os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
+    try:
+        with mmengine_safe_globals():
+            runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+            filter_stack_warnings(runner.logger)
+            runner.train()
+    except pickle.UnpicklingError as exc:
+        name = refused_global(exc)
+        if name is None:
+            raise
+        sys.exit(f'tools/train.py: refused to load the checkpoint of load_from / --resume '
+                 f'({cfg.get("load_from")}): it contains the global {name}, which is outside '
+                 'the weights-only allow-list; unpickling it can run code from the file. If you '
+                 'trust its source, pass --trust-checkpoint.')
 
 
 if __name__ == '__main__':

@@ -4,17 +4,19 @@
 # 256 crop, polygon outline, blur) without the perturbation rounds. Stage 1 only saw masks
 # perturbed below 0.95 IoU, so it learned to move every boundary and damaged masks that were
 # already good (low-resolution masks of 0.97-0.99 IoU got worse in the benchmark).
-# Train:  OMP_NUM_THREADS=1 python tools/train.py configs/segrefiner/segrefiner_small_people_hair_stage2.py \
-#             --amp --cfg-options load_from=<stage-1 work dir>/iter_2600.pth
+# Start from stage 1's last checkpoint with load_from:
+#   OMP_NUM_THREADS=1 python tools/train.py \
+#       configs/segrefiner/segrefiner_small_people_hair_stage2.py --amp \
+#       --cfg-options load_from=<stage-1 work dir>/iter_2600.pth
 _base_ = ['./segrefiner_small_people_hair.py']
 
-load_from = 'work_dirs/shipped/iter_2600.pth'  # stage 1's last checkpoint
 max_iters = 3000
 clean_coarse = dict(
     clean_prob=0.4,
     clean_modes=dict(lowres=0.5, polygon=0.3, blur=0.2),
     clean_mode_kwargs=dict(lowres=dict(factor_range=(2, 10)),
                            polygon=dict(eps_range=(0.003, 0.02))))
+# As stage 1 with clean samples added and new seeds (fresh draws).
 train_pipeline = [
     dict(type='LoadImageAndMask'),
     dict(type='CropAroundObject', size=256, max_context=40, seed=1),

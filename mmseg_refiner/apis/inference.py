@@ -5,114 +5,25 @@ Example::
     from mmseg_refiner.apis import init_refiner, refine_mask
     refiner = init_refiner()                       # the shipped small model
     refined = refine_mask(refiner, 'photo.jpg', 'coarse.png', seed=0)   # bool HxW
+    refined = refine_mask(refiner, 'photo.jpg', 'coarse.png', seed=0, preset='reference')
+
+Every inference option is a field of :class:`~mmseg_refiner.apis.RefineOptions`: pass them
+as keyword arguments or all at once as ``options=RefineOptions(...)`` (or a dict).
 """
-import copy
-import os.path as osp
-import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmengine.config import Config, ConfigDict
-from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmseg_refiner.inference.guard import apply_guard, resolve_guard
-from mmseg_refiner.inference.strategies import choose_mode, merge_probs, run_strategy
-from mmseg_refiner.registry import MODELS
+# init_refiner & co. live in builder.py; re-exported here for existing imports
+from mmseg_refiner.apis.builder import (DEFAULT_CHECKPOINT, _load_state_dict,  # noqa: F401
+                                        init_refiner, load_refiner_weights)
+from mmseg_refiner.apis.options import RefineOptions
+from mmseg_refiner.inference.guard import guard_masks
+from mmseg_refiner.inference.strategies import choose_mode, run_strategy
 from mmseg_refiner.utils.io import InputError, imread_checked, maskread_checked
 
-PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CHECKPOINT = osp.join(PACKAGE_DIR, 'checkpoints', 'segrefiner_small_people_hair.pth')
-
 ArrayOrPath = Union[str, np.ndarray]
-
-
-def _model_cfg(config) -> ConfigDict:
-    """The ``model`` dict of a config path / Config / dict (a bare model dict is accepted)."""
-    if isinstance(config, str):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'refiner config not found: {config}')
-        config = Config.fromfile(config)
-    elif isinstance(config, dict) and not isinstance(config, Config):
-        config = Config(copy.deepcopy(dict(config)))
-    if not isinstance(config, Config):
-        raise TypeError(f'config must be a path, Config or dict, got {type(config)}')
-    model = config.get('model', config if 'type' in config else None)
-    if model is None:
-        raise KeyError('refiner config has no "model" entry')
-    return ConfigDict(copy.deepcopy(model))
-
-
-def _load_state_dict(path: str) -> tuple:
-    """(state_dict, meta) of a checkpoint file (mmengine, released SegRefiner, or shipped)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'refiner checkpoint not found: {path}')
-    try:
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    except Exception as exc:  # truncated zip, pickle errors, text files ...
-        raise ValueError(f'{path} is not a readable checkpoint '
-                         f'({type(exc).__name__}: {exc})') from exc
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{path} is not a checkpoint (got {type(ckpt).__name__})')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-    return state, ckpt.get('meta', {}) or {}
-
-
-def load_refiner_weights(model: torch.nn.Module, path: str) -> None:
-    """Load ``path`` strictly; the error lists missing and unexpected keys."""
-    state, _ = _load_state_dict(path)
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # torch lists every tensor of the wrong shape
-        raise ValueError(f'checkpoint {path} does not match the refiner config '
-                         f'(tensor shape mismatch): {exc}') from exc
-    if result.missing_keys or result.unexpected_keys:
-        def head(keys):
-            return ', '.join(keys[:8]) + (f' ... (+{len(keys) - 8})' if len(keys) > 8 else '')
-        raise KeyError(f'checkpoint {path} does not match the refiner config: '
-                       f'{len(result.missing_keys)} missing keys [{head(result.missing_keys)}], '
-                       f'{len(result.unexpected_keys)} unexpected keys '
-                       f'[{head(result.unexpected_keys)}]')
-
-
-def init_refiner(config=None, checkpoint: Optional[str] = None, device: str = 'cpu',
-                 cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """Build a :class:`DiffusionRefiner` and load its weights.
-
-    Args:
-        config (str | Config | dict, optional): A refiner config (file, Config, full config
-            dict or a bare model dict). ``None``: the config embedded in ``checkpoint`` (or in
-            the shipped checkpoint when that is ``None`` too).
-        checkpoint (str, optional): Weights: mmengine checkpoints, the released SegRefiner
-            files (``denoise_model.*`` keys) and the shipped file all load. ``None`` with
-            ``config=None`` loads the shipped small model; ``None`` with a config leaves the
-            weights random (a warning says so).
-        device (str): Device. Defaults to 'cpu'.
-        cfg_options (dict, optional): Overrides merged into the model config, e.g.
-            ``{'test_cfg.steps': 4}`` or ``{'test_cfg': {'batch_size': 8}}``.
-
-    Returns:
-        DiffusionRefiner: in eval mode, with ``.backbone`` and ``.sampler``.
-    """
-    if config is None:
-        checkpoint = checkpoint or DEFAULT_CHECKPOINT
-        _, meta = _load_state_dict(checkpoint)
-        if 'model_cfg' not in meta:
-            raise ValueError(f'{checkpoint} carries no model config: pass `config` as well')
-        config = dict(model=meta['model_cfg'])
-    model_cfg = Config(dict(model=_model_cfg(config)))
-    if cfg_options:
-        model_cfg.merge_from_dict({f'model.{k}': v for k, v in cfg_options.items()})
-    with DefaultScope.overwrite_default_scope('mmseg_refiner'):
-        model = MODELS.build(model_cfg.model)
-    if checkpoint is not None:
-        load_refiner_weights(model, checkpoint)
-    else:
-        warnings.warn('init_refiner: no checkpoint given, the refiner has random weights')
-    model.cfg = model_cfg
-    return model.to(device).eval()
 
 
 def _generator(seed: Optional[int]) -> Optional[torch.Generator]:
@@ -125,43 +36,62 @@ def _check_pair(image: np.ndarray, masks: np.ndarray, what: str = 'mask'):
                          f'the image size {image.shape[1]}x{image.shape[0]}')
 
 
-def _refine(refiner, image, masks, mode, steps, seed, guard, stop_thr=None):
-    """Refine (N, H, W) bool masks of one image; returns (prob, fine_prob) (N, H, W).
+def _options(options, **given) -> RefineOptions:
+    """``options`` (RefineOptions | dict | None) with the keyword arguments given on top
+    (``None`` = not given); unknown names are a TypeError listing the valid ones."""
+    return RefineOptions.coerce(options).merged(**given)
 
-    Where the growth guard overrules the refiner, ``prob`` is set to the coarse value.
+
+def _refine(refiner, image: np.ndarray, masks: np.ndarray, opts: RefineOptions):
+    """Refine (N, H, W) bool masks of one image with the options ``opts``.
+
+    Returns:
+        tuple: ``(prob, fine_prob, guarded)``: (N, H, W) float tensors of the refiner's
+        probability and confidence, and the :class:`GuardResult` (final masks).
     """
-    gen = _generator(seed)
+    cfg = opts.resolve(refiner.test_cfg)
+    gen = _generator(opts.seed)
     groups = {}  # chosen mode -> indices of its masks, in first-seen order
     for i, m in enumerate(masks):
-        groups.setdefault(choose_mode(refiner, m, mode), []).append(i)
+        groups.setdefault(choose_mode(refiner, m, opts.mode, cfg=cfg), []).append(i)
     prob = torch.zeros(masks.shape, dtype=torch.float32)
     fine = torch.zeros(masks.shape, dtype=torch.float32)
-    for m, idx in groups.items():
-        out = run_strategy(refiner, m, image, masks[idx], steps=steps, generator=gen,
-                           stop_thr=stop_thr)
+    for mode, idx in groups.items():
+        out = run_strategy(
+            refiner,
+            mode,
+            image,
+            masks[idx],
+            steps=cfg['steps'],
+            generator=gen,
+            stop_thr=cfg['stop_thr'],
+            cfg=cfg)
         prob[idx], fine[idx] = out.prob, out.fine_prob
-    guard = resolve_guard(refiner.test_cfg['guard'] if guard is None else guard)
-    if guard is not None:
-        thr = refiner.test_cfg['mask_thr']
-        for i, coarse in enumerate(masks):
-            kept = apply_guard((prob[i] >= thr).numpy(), coarse, **guard)
-            prob[i] = torch.where(torch.from_numpy(kept), prob[i].clamp(min=thr),
-                                  prob[i].clamp(max=thr * 0.999))
-    return prob, fine
+    guarded = guard_masks((prob >= cfg['mask_thr']).numpy(), masks, cfg['guard'])
+    return prob, fine, guarded
 
 
 @torch.no_grad()
-def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'auto',
-                 steps=None, seed: Optional[int] = None, return_confidence: bool = False,
-                 guard=None, stop_thr: Optional[float] = None):
+def refine_masks(refiner,
+                 image: ArrayOrPath,
+                 masks: np.ndarray,
+                 mode: Optional[str] = None,
+                 steps=None,
+                 seed: Optional[int] = None,
+                 return_confidence: bool = False,
+                 guard=None,
+                 stop_thr: Optional[float] = None,
+                 options: Union[None, dict, RefineOptions] = None,
+                 **kwargs):
     """Refine several binary masks of one image.
 
     Args:
         refiner: A model from :func:`init_refiner`.
         image (str | ndarray): Path, or HxWx3 uint8 BGR array (as ``mmcv.imread``).
         masks (ndarray): (N, H, W) bool / 0-1 / 0-255.
-        mode (str): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto' (``hr`` when a
-            mask's box is longer than ``test_cfg['hr_size']``, else ``instance``).
+        mode (str, optional): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto'
+            (``hr`` when a mask's box is longer than ``test_cfg['hr_size']``, else
+            ``instance``).
         steps (None | int | list[int]): Reverse timesteps; ``None`` = ``test_cfg['steps']``.
         seed (int, optional): Seed of the sampling noise (``None``: not reproducible).
         return_confidence (bool): Also return the (N, H, W) fine-probability maps.
@@ -170,11 +100,18 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'au
             behaviour), a dict = its options.
         stop_thr (float, optional): Adaptive stopping threshold (see
             :meth:`DiffusionRefiner.refine_batch`); ``None`` = ``test_cfg['stop_thr']``.
+        options (RefineOptions | dict, optional): All inference options at once
+            (:class:`~mmseg_refiner.apis.RefineOptions`); the keyword arguments above and
+            ``**kwargs`` override it where they are not None.
+        **kwargs: Any other :class:`RefineOptions` field, e.g. ``preset='reference'``,
+            ``stop_criterion='change'``, ``autocast='fp32'``.
 
     Returns:
         ndarray: (N, H, W) bool refined masks (and confidences in [0, 1] if asked).
         Empty masks and masks below ``test_cfg['area_thr']`` come back unchanged.
     """
+    opts = _options(
+        options, mode=mode, steps=steps, seed=seed, guard=guard, stop_thr=stop_thr, **kwargs)
     image = imread_checked(image)
     masks = np.asarray(masks)
     if masks.ndim != 3:
@@ -182,21 +119,29 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: str = 'au
     masks = np.stack([maskread_checked(m, f'masks[{i}]') for i, m in enumerate(masks)]) \
         if len(masks) else masks.astype(bool)
     _check_pair(image, masks, 'masks')
-    prob, fine = _refine(refiner, image, masks, mode, steps, seed, guard, stop_thr)
-    refined = (prob >= refiner.test_cfg['mask_thr']).numpy()
-    return (refined, fine.numpy()) if return_confidence else refined
+    _, fine, guarded = _refine(refiner, image, masks, opts)
+    return (guarded.mask, fine.numpy()) if return_confidence else guarded.mask
 
 
-def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: str = 'auto', steps=None,
-                seed: Optional[int] = None, return_confidence: bool = False, guard=None,
-                stop_thr: Optional[float] = None):
+def refine_mask(refiner,
+                image: ArrayOrPath,
+                mask: ArrayOrPath,
+                mode: Optional[str] = None,
+                steps=None,
+                seed: Optional[int] = None,
+                return_confidence: bool = False,
+                guard=None,
+                stop_thr: Optional[float] = None,
+                options: Union[None, dict, RefineOptions] = None,
+                **kwargs):
     """Refine one binary mask of one image.
 
     Args:
         refiner: A model from :func:`init_refiner`.
         image (str | ndarray): Path, or HxWx3 uint8 BGR array.
         mask (str | ndarray): Path, or HxW bool / 0-1 / 0-255 array of the image's size.
-        mode, steps, seed, return_confidence, guard, stop_thr: as :func:`refine_masks`.
+        mode, steps, seed, return_confidence, guard, stop_thr, options, **kwargs: as
+            :func:`refine_masks`.
 
     Returns:
         ndarray: HxW bool (and an HxW float32 confidence map if ``return_confidence``).
@@ -204,30 +149,47 @@ def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: str = 'aut
     image = imread_checked(image)
     mask = maskread_checked(mask)
     out = refine_masks(refiner, image, mask[None], mode, steps, seed, return_confidence, guard,
-                       stop_thr)
+                       stop_thr, options, **kwargs)
     return (out[0][0], out[1][0]) if return_confidence else out[0]
 
 
+def _merge_classes(prob: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """(H, W) index of the most probable class among those whose final mask (N, H, W) holds
+    the pixel; -1 where none does."""
+    held = torch.from_numpy(masks)
+    _, idx = torch.where(held, prob, torch.full_like(prob, -1.0)).max(0)
+    return torch.where(held.any(0), idx, torch.full_like(idx, -1)).numpy()
+
+
 @torch.no_grad()
-def refine_label_map(refiner, image: ArrayOrPath, label_map: np.ndarray,
-                     ignore_index: int = 255, classes: Optional[Sequence[int]] = None,
-                     mode: str = 'auto', steps=None, seed: Optional[int] = None,
-                     guard=None) -> np.ndarray:
+def refine_label_map(refiner,
+                     image: ArrayOrPath,
+                     label_map: np.ndarray,
+                     ignore_index: int = 255,
+                     classes: Optional[Sequence[int]] = None,
+                     mode: Optional[str] = None,
+                     steps=None,
+                     seed: Optional[int] = None,
+                     guard=None,
+                     options: Union[None, dict, RefineOptions] = None,
+                     **kwargs) -> np.ndarray:
     """Refine a semantic label map: every class as a binary mask, merged by confidence.
 
-    A pixel takes the class whose refined probability is highest if that reaches
-    ``test_cfg['mask_thr']``, otherwise it keeps its label. ``ignore_index`` pixels and
-    classes not in ``classes`` (when given) are left exactly as they were.
+    A pixel takes the most probable of the classes whose refined (and guarded) mask holds
+    it, otherwise it keeps its label. ``ignore_index`` pixels and classes not in ``classes``
+    (when given) are left exactly as they were.
 
     Args:
         label_map (ndarray): (H, W) integer labels; dtype is kept.
         ignore_index (int): Label left untouched. Defaults to 255.
         classes (Sequence[int], optional): Only refine these classes. Defaults to all present.
-        mode, steps, seed, guard: as :func:`refine_masks` (the guard acts per class).
+        mode, steps, seed, guard, options, **kwargs: as :func:`refine_masks` (the guard acts
+            per class; ``stop_thr=...``, ``preset=...`` etc. go in ``options`` or kwargs).
 
     Returns:
         ndarray: (H, W) refined labels, same dtype.
     """
+    opts = _options(options, mode=mode, steps=steps, seed=seed, guard=guard, **kwargs)
     image = imread_checked(image)
     label_map = np.asarray(label_map)
     if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.integer):
@@ -237,10 +199,11 @@ def refine_label_map(refiner, image: ArrayOrPath, label_map: np.ndarray,
     present = [int(c) for c in np.unique(label_map) if c != ignore_index]
     todo = [c for c in present if classes is None or c in set(classes)]
     if not todo:
+        opts.validate()
         return label_map.copy()
     masks = np.stack([label_map == c for c in todo])
-    prob, _ = _refine(refiner, image, masks, mode, steps, seed, guard)
-    winner = merge_probs(prob, refiner.test_cfg['mask_thr']).numpy()
+    prob, _, guarded = _refine(refiner, image, masks, opts)
+    winner = _merge_classes(prob, guarded.mask)
     frozen = np.isin(label_map, [ignore_index] + [c for c in present if c not in todo])
     out = label_map.copy()
     change = (winner >= 0) & ~frozen

@@ -1,13 +1,14 @@
 """``mmseg-refiner`` command line: one subcommand per module of this package.
 
-Each module listed in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)`` (which sets
-``func``) and is imported lazily so ``--help`` stays fast.
+Each module listed in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)`` (which sets ``func``).
+Building the parser imports those modules only: they keep torch, mmengine and the models
+inside the functions that run a command, so ``mmseg-refiner --help`` (and a typo in an
+option) answers without loading the stack. ``tests/test_imports.py`` checks it.
 """
 import argparse
 import importlib
 import sys
 
-from mmseg_refiner.utils.io import InputError
 from mmseg_refiner.version import __version__
 
 SUBCOMMANDS = ('refine', 'evaluate', 'benchmark', 'refine_coco', 'refine_semantic')
@@ -31,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from mmseg_refiner.utils.hardware import DeviceError
+    from mmseg_refiner.utils.io import InputError
+    from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+
+    filter_stack_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):
@@ -38,6 +44,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except DeviceError as exc:  # a usage error, like argparse's
+        print(f'mmseg-refiner {args.command}: error: {exc}', file=sys.stderr)
+        return 2
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f'mmseg-refiner {args.command}: error: {exc}', file=sys.stderr)
         return 1

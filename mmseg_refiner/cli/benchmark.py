@@ -1,10 +1,188 @@
-"""``mmseg-refiner benchmark speed|quality``: the same code as ``tools/benchmark.py``."""
+"""``mmseg-refiner benchmark speed|quality`` (also ``tools/benchmark.py``): arguments and runs.
+
+The measuring code is :mod:`mmseg_refiner.benchmark` (``speed``, ``quality``, ``report``);
+this module only parses arguments, builds the refiner and writes the reports.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Optional, Sequence
+
+# Choices, spelled out so that building the parser imports neither torch nor the benchmark
+# (tests check they match mmseg_refiner.benchmark's UNET_VARIANTS, TRAIN_VARIANTS, ...).
+UNET_VARIANT_NAMES = ('fp32', 'fp32_cl', 'bf16', 'bf16_cl', 'compiled')
+TRAIN_VARIANT_NAMES = ('fp32', 'bf16', 'bf16_cl')
+COARSE_KIND_NAMES = ('lowres', 'polygon', 'perturb')
+DEFAULT_VARIANT = 'guarded'
+DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory) and quality '
+               '(coarse vs refined on a folder of image/mask pairs) of a refiner.')
+
+
+def _common_args(parser) -> None:
+    from mmseg_refiner.cli.common import add_runtime_args
+    parser.add_argument('--config', help='refiner config (default: the shipped model)')
+    parser.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
+    add_runtime_args(parser)
+    parser.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    parser.add_argument('--out', required=True, help='output folder (JSON, Markdown, PNG)')
+
+
+def _speed_args(speed) -> None:
+    speed.add_argument('--sizes', type=int, nargs='+', default=[256, 384])
+    speed.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    speed.add_argument('--dtypes', nargs='+', default=['fp32', 'bf16', 'bf16_cl'],
+                       choices=list(UNET_VARIANT_NAMES), metavar='VARIANT',
+                       help=f'U-Net variants, of {list(UNET_VARIANT_NAMES)} (default: fp32 bf16 '
+                       'bf16_cl; --compile adds compiled)')
+    speed.add_argument('--compile', action='store_true',
+                       help='also time the torch.compile\'d U-Net (slow to build)')
+    speed.add_argument('--iters', type=int, default=3, help='timed runs, median (default: 3)')
+    speed.add_argument('--no-peaks', action='store_true', help='skip the matmul/conv peaks')
+    speed.add_argument('--modes', nargs='*', default=['instance', 'global', 'hr'],
+                       help='end-to-end modes (none: skip end to end)')
+    speed.add_argument('--e2e-size', type=int, nargs=2, default=[480, 854], metavar=('H', 'W'))
+    speed.add_argument('--train-variants', nargs='*', default=['fp32', 'bf16', 'bf16_cl'],
+                       choices=list(TRAIN_VARIANT_NAMES), metavar='VARIANT',
+                       help=f'training steps to time, of {list(TRAIN_VARIANT_NAMES)} (none: skip)')
+    speed.add_argument('--train-batch', type=int, default=8)
+    speed.add_argument('--train-size', type=int, default=128)
+
+
+def _quality_args(quality) -> None:
+    quality.add_argument('--root', required=True, help='folder with images/ and masks/')
+    quality.add_argument('--mode', default='auto', help='refine_mask mode (default: auto)')
+    quality.add_argument('--split', help='file of ids (a path or a name inside --root)')
+    quality.add_argument('--kinds', nargs='+', default=list(COARSE_KIND_NAMES),
+                         choices=COARSE_KIND_NAMES)
+    quality.add_argument('--limit', type=int, help='first N ids only')
+    quality.add_argument('--steps', type=int, nargs='+',
+                         help='reverse step counts to sweep (default: all T steps)')
+    quality.add_argument('--variants', nargs='+', default=[DEFAULT_VARIANT], metavar='VARIANT',
+                         help='refinement settings to compare, each cached separately: guarded '
+                         '(guard on, fixed schedule), unguarded (the reference), '
+                         '[unguarded-]adaptive-[coarse-|change-]THR (adaptive stopping at '
+                         'THR in [0, 1], e.g. adaptive-0.45 adaptive-change-0.01), or refine '
+                         'options KEY=VALUE[,KEY=VALUE] (e.g. preset=reference autocast=fp32 '
+                         f'guard=off); default: {DEFAULT_VARIANT}')
+    quality.add_argument('--coarse-only', action='store_true',
+                         help='score the coarse masks only (no refiner): the baseline')
+    quality.add_argument('--dilation-ratio', type=float, default=0.02)
+    quality.add_argument('--name', help='dataset label in the report (default: root/split)')
+    quality.add_argument('--no-progress', action='store_true')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``speed`` and ``quality`` sub-commands of the benchmark."""
+    sub = parser.add_subparsers(dest='part', metavar='PART', required=True)
+    speed = sub.add_parser('speed', help='peaks, U-Net, end to end, training, memory')
+    quality = sub.add_parser('quality', help='before/after IoU, mBA, BIoU on a folder of pairs')
+    for p in (speed, quality):
+        _common_args(p)
+    _speed_args(speed)
+    _quality_args(quality)
+
+
+def _build_refiner(args):
+    from mmseg_refiner.cli.common import build_refiner
+    return build_refiner(args)  # sets the threads first
+
+
+def run_speed(args) -> int:
+    """Measure everything of ``speed`` in this one process; write speed.json / speed.md."""
+    import torch
+
+    from mmseg_refiner.benchmark import report, speed, training
+    refiner = _build_refiner(args)
+    device = str(refiner.data_preprocessor.mean.device)
+    torch.manual_seed(args.seed)
+    matmul, conv = {}, {}
+    if not args.no_peaks:
+        matmul = speed.matmul_rate(device=device, iters=args.iters)
+        conv = speed.conv_rate(device=device, iters=args.iters)
+    variants = list(dict.fromkeys(args.dtypes + (['compiled'] if args.compile else [])))
+    unet_rows = speed.unet_speed(refiner.backbone, args.sizes, args.batches, variants,
+                                 args.iters)
+    speed.add_peak_shares(unet_rows, conv, matmul)
+    e2e_rows = speed.end_to_end_speed(refiner, args.modes, tuple(args.e2e_size),
+                                      iters=args.iters, seed=args.seed) if args.modes else []
+    train_rows = training.train_speed(refiner, args.train_batch, args.train_size,
+                                      args.train_variants, args.iters,
+                                      seed=args.seed) if args.train_variants else []
+    header = report.machine_line(device, torch.get_num_threads())
+    text = report.speed_markdown(unet_rows, e2e_rows, train_rows, header,
+                                 report.peaks_markdown(matmul, conv) if matmul else '')
+    report.write_json(dict(machine=header, device=device, torch=torch.__version__,
+                           threads=torch.get_num_threads(), test_cfg=_jsonable(refiner.test_cfg),
+                           matmul_gflops=matmul, conv3x3_gflops=conv, unet=unet_rows,
+                           end_to_end=e2e_rows, training=train_rows,
+                           **speed.peak_memory_mb(device)), osp.join(args.out, 'speed.json'))
+    report.write_text(text, osp.join(args.out, 'speed.md'))
+    print(text)
+    return 0
+
+
+def _jsonable(cfg: dict) -> dict:
+    return {k: v if isinstance(v, (int, float, str, bool, type(None), list, tuple, dict))
+            else str(v) for k, v in cfg.items()}
+
+
+def _quality_name(args, num_pairs: int, coarse_only: bool) -> tuple:
+    name = args.name or (osp.basename(osp.normpath(args.root)) +
+                         (f' / {osp.splitext(osp.basename(args.split))[0]}' if args.split else ''))
+    title = f'{name}: {num_pairs} images' + (' (coarse masks only)' if coarse_only else '')
+    return name, title
+
+
+def run_quality(args) -> int:
+    """Run (or resume) the quality sweep; write quality.json / quality.md and plots."""
+    from mmseg_refiner.benchmark import QualityRun, list_pairs, report, unique_variants
+    variants = unique_variants(args.variants)  # bad names fail before any work
+    pairs = list_pairs(args.root, args.split, args.limit)
+    refiner = None if args.coarse_only else _build_refiner(args)
+    refiner_id = '' if refiner is None else f'{args.config}|{args.checkpoint}'
+    qrun = QualityRun(pairs, args.out, args.kinds, refiner, args.steps, args.mode, args.seed,
+                      args.dilation_ratio, refiner_id, variants)
+    qrun.run(progress=not args.no_progress)
+    rows = qrun.summary()
+    name, title = _quality_name(args, len(pairs), refiner is None)
+    text = report.quality_markdown(rows, title)
+    report.write_json(dict(root=args.root, split=args.split, limit=args.limit, seed=args.seed,
+                           mode=args.mode, config=args.config, checkpoint=args.checkpoint,
+                           variants={v.name: qrun.refine_kwargs(v) for v in qrun.variants},
+                           rows=rows), osp.join(args.out, 'quality.json'))
+    report.write_text(text, osp.join(args.out, 'quality.md'))
+    if refiner is not None:
+        report.plot_quality_vs_steps(rows, osp.join(args.out, 'quality_vs_steps.png'), name)
+        report.plot_quality_vs_calls(rows, osp.join(args.out, 'quality_vs_calls.png'), name)
+    print(text)
+    return 0
+
+
+def run(args) -> int:
+    """Entry point of both ``tools/benchmark.py`` and ``mmseg-refiner benchmark``."""
+    return run_speed(args) if args.part == 'speed' else run_quality(args)
 
 
 def add_parser(subparsers) -> None:
-    from mmseg_refiner import benchmark
-    p = subparsers.add_parser(
-        'benchmark', help='speed (U-Net, end to end, memory) and quality (coarse vs refined)',
-        description=benchmark.__doc__)
-    benchmark.add_arguments(p)
-    p.set_defaults(func=benchmark.run)
+    """Register ``benchmark`` in the ``mmseg-refiner`` command line."""
+    p = subparsers.add_parser('benchmark', help='speed (peaks, U-Net, end to end, training, '
+                              'memory) and quality (coarse vs refined)', description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/benchmark.py``: parse ``argv``, run, exit status 1 on bad input."""
+    from mmseg_refiner.utils.hardware import DeviceError
+    from mmseg_refiner.utils.io import InputError
+    parser = argparse.ArgumentParser(prog='benchmark', description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except DeviceError as exc:
+        print(f'benchmark: error: {exc}', file=sys.stderr)
+        return 2
+    except (InputError, FileNotFoundError, ValueError) as exc:
+        print(f'benchmark: error: {exc}', file=sys.stderr)
+        return 1

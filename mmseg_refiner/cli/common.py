@@ -1,71 +1,285 @@
-"""Argument helpers and the resumable file loop shared by the subcommands."""
+"""Argument helpers, file pairing and the resumable file loop shared by the subcommands.
+
+Every subcommand that refines calls :func:`add_refiner_args` (the model, device, threads,
+``--cfg-options`` and every field of :class:`~mmseg_refiner.apis.RefineOptions` as a flag)
+and reads the options back with ``RefineOptions.from_args(args)``. Nothing here imports torch
+at module import: values are checked when they are parsed.
+"""
+import argparse
 import os
 import os.path as osp
+import re
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+from mmseg_refiner.apis.options import RefineOptions
+from mmseg_refiner.utils.io import IMAGE_EXTS, InputError
 
-
-def add_refiner_args(parser, with_mode: bool = True, with_guard: bool = False) -> None:
-    """--config / --checkpoint / --device / --steps / --seed (and --mode, --no-guard)."""
-    parser.add_argument('--config', help='refiner config (default: the shipped model)')
-    parser.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
-    parser.add_argument('--device', default='cpu', help='torch device (default: cpu)')
-    parser.add_argument('--steps', type=int, default=None,
-                        help='reverse steps (1..T; default: the config\'s, T=6)')
-    parser.add_argument('--seed', type=int, default=0, help='sampling seed (default: 0)')
-    if with_mode:
-        parser.add_argument('--mode', default='auto', choices=('auto', 'instance', 'global', 'hr'),
-                            help='inference strategy (default: auto)')
-    if with_guard:
-        parser.add_argument('--no-guard', action='store_true',
-                            help='turn the growth guard off (the reference behaviour: changes '
-                            'anywhere, new detached regions allowed)')
+PATTERN_HELP = ('file name pattern with {id} for the shared part and * for any text, e.g. '
+                "'{id}_im.jpg' (BIG / DIS naming); default: any image file, id = the name "
+                'without extension')
 
 
-def guard_arg(args):
-    """The ``guard`` argument of the API for ``--no-guard``: False (off) or None (config's)."""
-    return False if getattr(args, 'no_guard', False) else None
+# ---------------------------------------------------------------------- argument types
+def _arg_type(parse, name: str):
+    """An argparse ``type`` that turns the ValueError of ``parse`` into a clean message."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def _option_parser(name: str, cli: dict):
+    """str -> value of one RefineOptions field, checked (ValueError names the problem)."""
+    convert = cli.get('type', str)
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise ValueError(f'expected {convert.__name__}, got {text!r}') from None
+        RefineOptions.check(name, value)
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    from mmseg_refiner.utils.hardware import resolve_device
+    return resolve_device(text)  # DeviceError (a ValueError) names the available devices
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f'expected a number of threads >= 1, got {text!r}')
+    return value
+
+
+class _CfgOptionsAction(argparse.Action):
+    """mmengine's ``DictAction`` (KEY=VALUE -> dict), imported only when the flag is used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+        action = DictAction(self.option_strings, self.dest, nargs=self.nargs)
+        action(parser, namespace, values, option_string)
+
+
+# ---------------------------------------------------------------------- arguments
+def add_refine_options(parser, prefix: str = '', aliases: bool = False) -> None:
+    """One flag per :class:`RefineOptions` field: ``--mode``, ``--steps``, ``--seed``,
+    ``--no-guard``, ``--stop-thr``, ``--stop-criterion``, ``--autocast``, ``--compile``,
+    ``--preset``, ``--batch-size``, ``--crop-size``.
+
+    Args:
+        parser: An argparse parser or argument group.
+        prefix (str): Put before every flag and destination, e.g. ``'refiner-'`` for
+            ``--refiner-steps`` (dest ``refiner_steps``; read with
+            ``RefineOptions.from_args(args, prefix='refiner_')``). Defaults to ''.
+        aliases (bool): With a prefix, also accept the flag without it. Defaults to False.
+    """
+    for name in RefineOptions.names():
+        help_text, cli = RefineOptions.cli_spec(name)
+        flag = cli.get('flag', name.replace('_', '-'))
+        flags = [f'--{prefix}{flag}'] + ([f'--{flag}'] if aliases and prefix else [])
+        dest = prefix.replace('-', '_') + name
+        if cli.get('kind') == 'flag':
+            parser.add_argument(
+                *flags,
+                dest=dest,
+                action='store_const',
+                const=cli['const'],
+                default=None,
+                help=help_text)
+        else:
+            parser.add_argument(
+                *flags,
+                dest=dest,
+                default=cli.get('cli_default'),
+                metavar=cli.get('metavar'),
+                help=help_text,
+                type=_arg_type(_option_parser(name, cli), name))
+
+
+def add_runtime_args(parser, prefix: str = '', device_default: Optional[str] = 'auto') -> None:
+    """``--device``, ``--threads``, ``--cfg-options`` and ``--trust-checkpoint`` (with
+    ``prefix`` before each but ``--threads``, which is the process's)."""
+    shown = device_default or "the model's"
+    parser.add_argument(
+        f'--{prefix}device',
+        default=device_default,
+        type=_arg_type(_device, 'device'),
+        help='torch device: auto (cuda when available, else cpu), cpu, cuda or '
+        f'cuda:<index> (default: {shown})')
+    parser.add_argument(
+        '--threads',
+        type=_arg_type(_threads, 'threads'),
+        default=None,
+        metavar='N',
+        help='CPU threads for torch and OpenCV (default: the cores '
+        'this process may use; more are clamped with a warning)')
+    parser.add_argument(
+        f'--{prefix}cfg-options',
+        nargs='+',
+        action=_CfgOptionsAction,
+        metavar='KEY=VALUE',
+        help='override settings of the refiner config, '
+        'keys are paths in the whole config, e.g. model.test_cfg.hr_size=1024')
+    parser.add_argument(
+        f'--{prefix}trust-checkpoint',
+        action='store_true',
+        help='load a checkpoint that holds more than tensors (full unpickling: '
+        'it can run code, use only for files you trust)')
+
+
+def add_refiner_args(parser) -> None:
+    """Everything a refining subcommand needs: ``--config``, ``--checkpoint``, the runtime
+    arguments (:func:`add_runtime_args`) and the refine options (:func:`add_refine_options`)."""
+    group = parser.add_argument_group('refiner')
+    group.add_argument('--config', help='refiner config (default: the shipped model)')
+    group.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
+    add_runtime_args(group)
+    add_refine_options(
+        parser.add_argument_group(
+            'refine options',
+            "unset: the refiner config's test_cfg (mmseg_refiner.apis.RefineOptions)"))
+
+
+def refine_options(args, prefix: str = '') -> RefineOptions:
+    """The :class:`RefineOptions` of parsed arguments (see :func:`add_refine_options`)."""
+    return RefineOptions.from_args(args, prefix)
 
 
 def build_refiner(args):
+    """Set the thread count, then build the refiner of ``--config`` / ``--checkpoint``."""
     from mmseg_refiner.apis import init_refiner
-    return init_refiner(args.config, args.checkpoint, device=args.device)
+    from mmseg_refiner.utils.hardware import setup_threads
+    setup_threads(args.threads)
+    return init_refiner(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options,
+        trust_checkpoint=args.trust_checkpoint)
 
 
-def list_images(folder: str) -> Dict[str, str]:
-    """{stem: path} of the image files in ``folder`` (non-recursive)."""
+# ---------------------------------------------------------------------- file pairing
+def _pattern_regex(pattern: str, what: str):
+    if pattern.count('{id}') != 1 or '/' in pattern:
+        raise InputError(f'{what} {pattern!r} must hold {{id}} exactly once and no folder')
+    parts = [re.escape(p).replace(r'\*', '.*') for p in pattern.split('{id}')]
+    return re.compile(f'{parts[0]}(?P<id>.+?){parts[1]}')
+
+
+def list_images(folder: str,
+                pattern: Optional[str] = None,
+                what: str = '--pattern') -> Dict[str, str]:
+    """``{id: path}`` of the files in ``folder`` (non-recursive, sorted by name).
+
+    Args:
+        folder (str): The folder.
+        pattern (str, optional): A file name with ``{id}`` for the shared part and ``*`` for
+            any text, e.g. ``'{id}_im.jpg'``. ``None``: every image file (``IMAGE_EXTS``),
+            id = the file name without extension.
+        what (str): The option that gave ``pattern``, for the error. Defaults to '--pattern'.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+        InputError: ``pattern`` matches no file in ``folder``.
+    """
     if not osp.isdir(folder):
         raise FileNotFoundError(f'folder not found: {folder}')
-    return {osp.splitext(f)[0]: osp.join(folder, f) for f in sorted(os.listdir(folder))
-            if f.lower().endswith(IMAGE_EXTS) and not f.startswith('.')}
+    names = [f for f in sorted(os.listdir(folder)) if not f.startswith('.')]
+    if pattern is None:
+        return {
+            osp.splitext(f)[0]: osp.join(folder, f)
+            for f in names if f.lower().endswith(IMAGE_EXTS)
+        }
+    regex, found = _pattern_regex(pattern, what), {}
+    for f in names:
+        match = regex.fullmatch(f)
+        if match:
+            found.setdefault(match['id'], osp.join(folder, f))
+    if not found:
+        raise InputError(f'no file in {folder} matches {what} {pattern!r}')
+    return found
 
 
-def pair_by_stem(a: str, b: str, a_name: str, b_name: str) -> Tuple[List[tuple], List[str]]:
-    """Pair files of two folders (or two files) by stem.
+def _file_id(path: str, pattern: Optional[str], what: str) -> str:
+    match = _pattern_regex(pattern, what).fullmatch(osp.basename(path)) if pattern else None
+    return match['id'] if match else osp.splitext(osp.basename(path))[0]
 
-    Returns ``([(stem, a_path, b_path)], [stems only in a])``; raises when nothing pairs.
+
+def pair_files(
+    paths: Dict[str, str],
+    patterns: Optional[Dict[str,
+                            Optional[str]]] = None) -> Tuple[List[dict], Dict[str, List[str]]]:
+    """Pair the files of several folders (or several single files) by id.
+
+    The first entry of ``paths`` leads: every id found there is looked up in the others.
+
+    Args:
+        paths (dict): ``{key: folder}`` (or ``{key: file}`` for one pair), e.g.
+            ``{'image': 'imgs/', 'mask': 'masks/'}``.
+        patterns (dict, optional): ``{key: file name pattern}`` (see :func:`list_images`);
+            a missing key or ``None``: any image file, id = the name without extension.
+
+    Returns:
+        tuple: ``([{'name': id, key: path, ...}] for the ids found under every key,
+        {key: [ids of the first folder with no file under key]})``.
+
+    Raises:
+        FileNotFoundError: A path does not exist, or files and folders are mixed.
+        InputError: A pattern matches nothing.
     """
-    if osp.isfile(a) or osp.isfile(b):
-        for path, name in ((a, a_name), (b, b_name)):
+    patterns = {k: (patterns or {}).get(k) for k in paths}
+    flags = {k: f'--{k}-pattern' for k in paths}
+    if any(osp.isfile(p) for p in paths.values()):
+        for key, path in paths.items():
             if not osp.isfile(path):
-                raise FileNotFoundError(f'{name} not found: {path} (give two files or two '
-                                        f'folders)')
-        return [(osp.splitext(osp.basename(a))[0], a, b)], []
-    left, right = list_images(a), list_images(b)
-    pairs = [(s, left[s], right[s]) for s in left if s in right]
+                raise FileNotFoundError(f'{key} not found: {path} (give files only or '
+                                        f'folders only)')
+        lead = next(iter(paths))
+        name = _file_id(paths[lead], patterns[lead], flags[lead])
+        return [dict(name=name, **paths)], {k: [] for k in paths}
+    files = {k: list_images(p, patterns[k], flags[k]) for k, p in paths.items()}
+    lead = next(iter(paths))
+    pairs = [
+        dict(name=i, **{k: files[k][i]
+                        for k in files}) for i in files[lead] if all(i in files[k] for k in files)
+    ]
+    missing = {k: [i for i in files[lead] if i not in files[k]] for k in files}
+    return pairs, missing
+
+
+def pair_by_stem(a: str,
+                 b: str,
+                 a_name: str,
+                 b_name: str,
+                 a_pattern: Optional[str] = None,
+                 b_pattern: Optional[str] = None) -> Tuple[List[tuple], List[str]]:
+    """Pair files of two folders (or two files) by id (:func:`pair_files`).
+
+    Returns ``([(id, a_path, b_path)], [ids only in a])``; raises when nothing pairs.
+    """
+    pairs, missing = pair_files({a_name: a, b_name: b}, {a_name: a_pattern, b_name: b_pattern})
     if not pairs:
         raise FileNotFoundError(f'no {a_name} in {a} has a {b_name} of the same name in {b}')
-    return pairs, [s for s in left if s not in right]
+    return [(p['name'], p[a_name], p[b_name]) for p in pairs], missing[b_name]
 
 
 def read_json(path: str, what: str):
     """Parse a json file; errors name ``what`` and the file."""
     import json
-
-    from mmseg_refiner.utils.io import InputError
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path}')
     try:
@@ -75,6 +289,7 @@ def read_json(path: str, what: str):
         raise InputError(f'{what} {path} is not valid json: {exc}') from exc
 
 
+# ---------------------------------------------------------------------- the file loop
 def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: str,
                    unpaired_msg: str) -> int:
     """The resumable loop of the file-refining subcommands.
@@ -95,8 +310,8 @@ def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: 
         return 0
     refiner = build_refiner(args)
     failed, start = [], time.perf_counter()
-    for stem, first, second in tqdm(todo, desc=desc, unit='img', file=sys.stdout,
-                                    disable=len(todo) < 2):
+    for stem, first, second in tqdm(
+            todo, desc=desc, unit='img', file=sys.stdout, disable=len(todo) < 2):
         try:
             refine_one(refiner, stem, first, second, args)
         except (ValueError, OSError) as exc:  # InputError is a ValueError

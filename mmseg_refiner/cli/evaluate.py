@@ -1,8 +1,10 @@
 """``mmseg-refiner evaluate --gt DIR --pred DIR [--coarse DIR]``: score mask folders.
 
 Masks are paired by file stem. Prints mean IoU / mBA / Boundary IoU (percent); with
-``--coarse`` also before / after / delta and how many images got worse. Writes a per-image
-CSV, a JSON report and before/after/GT panels of the worst and best images on request.
+``--pooled`` also the pooled IoU (sum of intersections / sum of unions, as BIG / DIS results
+are published); with ``--coarse`` also before / after / delta and how many images got worse.
+Writes a per-image CSV, a JSON report and before/after/GT panels of the worst and best
+images on request.
 """
 import csv
 import json
@@ -13,11 +15,8 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from mmseg_refiner.cli.common import list_images
+from mmseg_refiner.cli.common import PATTERN_HELP, list_images, pair_files
 from mmseg_refiner.utils.io import InputError
-
-METRIC_NAMES = ('IoU', 'mBA', 'BIoU')
-WORSE_POINTS = 2.0  # "clearly worse": IoU lower by more than this many points
 
 
 def add_parser(subparsers) -> None:
@@ -36,32 +35,49 @@ def add_parser(subparsers) -> None:
                    help='panels of this many worst and this many best images (default: 5)')
     p.add_argument('--dilation-ratio', type=float, default=0.02,
                    help='Boundary IoU band width, fraction of the diagonal (default: 0.02)')
+    p.add_argument('--pooled', action='store_true',
+                   help='also report the pooled IoU (sum of intersections / sum of unions over '
+                   'all images, as BIG / DIS results are published) next to the mean IoU')
+    for key, example in (('gt', '{id}_gt.png'), ('pred', '{id}.png'), ('coarse', '{id}_seg.png'),
+                         ('image', '{id}_im.jpg')):
+        p.add_argument(f'--{key}-pattern', metavar='PATTERN',
+                       help=f'--{"img" if key == "image" else key} file names, e.g. '
+                       f"'{example}' (BIG / DIS)" + ('' if key != 'gt' else f': {PATTERN_HELP}'))
     p.set_defaults(func=run)
 
 
-def _pair(gt_dir: str, pred_dir: str, coarse_dir: Optional[str]) -> List[dict]:
-    """[{'name', 'gt', 'pred'[, 'coarse']}] for every GT; missing partners are an error."""
+def _patterns(args) -> dict:
+    return {k: getattr(args, f'{k}_pattern') for k in ('gt', 'pred', 'coarse')}
+
+
+def _pair(gt_dir: str, pred_dir: str, coarse_dir: Optional[str],
+          patterns: Optional[dict] = None) -> List[dict]:
+    """[{'name', 'gt', 'pred'[, 'coarse']}] for every GT; missing partners are an error.
+
+    ``patterns``: ``{'gt' | 'pred' | 'coarse': file name pattern}`` (``--gt-pattern`` ...).
+    """
     folders = dict(gt=gt_dir, pred=pred_dir, **({'coarse': coarse_dir} if coarse_dir else {}))
-    files = {key: list_images(folder) for key, folder in folders.items()}
-    if not files['gt']:
+    pairs, missing = pair_files(folders, patterns)
+    gt_ids = {p['name'] for p in pairs}.union(*missing.values())
+    if not gt_ids:
         raise InputError(f'no mask files (png/jpg/bmp/tif) in --gt folder {gt_dir}')
-    for key in files:
-        missing = [s for s in files['gt'] if s not in files[key]]
-        if missing:
-            shown = ', '.join(missing[:10]) + (' ...' if len(missing) > 10 else '')
-            raise InputError(f'{len(missing)} of {len(files["gt"])} ground-truth masks have no '
+    for key, ids in missing.items():
+        if ids:
+            shown = ', '.join(ids[:10]) + (' ...' if len(ids) > 10 else '')
+            raise InputError(f'{len(ids)} of {len(gt_ids)} ground-truth masks have no '
                              f'--{key} mask of the same name in {folders[key]}: {shown}')
-    extra = [s for s in files['pred'] if s not in files['gt']]
+    extra = [s for s in list_images(pred_dir, (patterns or {}).get('pred'), '--pred-pattern')
+             if s not in gt_ids] if osp.isdir(pred_dir) else []
     if extra:
         print(f'warning: {len(extra)} --pred masks have no ground truth and are ignored '
               f'(e.g. {extra[0]})', file=sys.stderr)
-    return [dict(name=s, **{k: files[k][s] for k in files}) for s in files['gt']]
+    return pairs
 
 
-def _score_pair(pair: dict, dilation_ratio: float) -> Dict[str, float]:
+def _score_pair(pair: dict, dilation_ratio: float, pooled: bool = False) -> Dict[str, float]:
     """Per-image scores (percent): IoU, mBA, BIoU and, with a coarse mask, coarse_* and
-    delta_* (refined minus coarse)."""
-    from mmseg_refiner.evaluation import score_masks
+    delta_* (refined minus coarse); with ``pooled`` the pixel counts inter / union."""
+    from mmseg_refiner.evaluation import METRIC_NAMES, iou_counts, score_masks
     from mmseg_refiner.utils.io import maskread_checked
     masks = {k: maskread_checked(pair[k], f'{k} mask') for k in ('gt', 'pred', 'coarse')
              if k in pair}
@@ -71,37 +87,29 @@ def _score_pair(pair: dict, dilation_ratio: float) -> Dict[str, float]:
                              f'but ground truth {pair["gt"]} is '
                              f'{masks["gt"].shape[1]}x{masks["gt"].shape[0]}')
     row = dict(name=pair['name'], **score_masks(masks['pred'], masks['gt'], dilation_ratio))
+    if pooled:
+        row.update(iou_counts(masks['pred'], masks['gt']))
     if 'coarse' in masks:
         row.update(score_masks(masks['coarse'], masks['gt'], dilation_ratio, prefix='coarse_'))
         row.update({f'delta_{m}': row[m] - row[f'coarse_{m}'] for m in METRIC_NAMES})
+        if pooled:
+            row.update(iou_counts(masks['coarse'], masks['gt'], prefix='coarse_'))
     return row
-
-
-def summarize(rows: List[dict]) -> Dict[str, float]:
-    """Means of every score column; with coarse scores, counts of images that got worse.
-
-    Returns:
-        dict: ``num_images``, ``IoU``, ``mBA``, ``BIoU`` (+ ``coarse_*``, ``delta_*``,
-        ``num_worse`` (IoU dropped), ``num_worse_2pt`` (IoU dropped by > 2 points)).
-    """
-    keys = [k for k in rows[0] if k != 'name']
-    out = dict(num_images=len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in keys})
-    if 'delta_IoU' in rows[0]:
-        out['num_worse'] = int(sum(r['delta_IoU'] < 0 for r in rows))
-        out['num_worse_2pt'] = int(sum(r['delta_IoU'] < -WORSE_POINTS for r in rows))
-    return out
 
 
 def format_table(summary: Dict[str, float]) -> str:
     """The printed table: one row per metric; before / after / delta with coarse masks."""
+    from mmseg_refiner.evaluation.summary import METRIC_NAMES, WORSE_POINTS
     with_coarse = 'coarse_IoU' in summary
     header = ['metric', 'coarse', 'refined', 'delta'] if with_coarse else ['metric', 'mean']
     lines = [' | '.join(f'{h:>8}' for h in header)]
     lines.append('-' * len(lines[0]))
-    for m in METRIC_NAMES:
+    names = list(METRIC_NAMES) + (['pooled_IoU'] if 'pooled_IoU' in summary else [])
+    for m in names:
         vals = ([summary[f'coarse_{m}'], summary[m], summary[f'delta_{m}']] if with_coarse
                 else [summary[m]])
-        lines.append(' | '.join([f'{m:>8}'] + [f'{v:>8.2f}' for v in vals]))
+        label = 'pooledIoU' if m == 'pooled_IoU' else m
+        lines.append(' | '.join([f'{label:>8}'] + [f'{v:>8.2f}' for v in vals]))
     lines.append(f'{summary["num_images"]} images')
     if with_coarse:
         lines[-1] += (f'; IoU worse on {summary["num_worse"]}, by more than '
@@ -131,7 +139,7 @@ def _write_panels(pairs: List[dict], rows: List[dict], args) -> int:
     order = np.argsort([r[key] for r in rows], kind='stable')
     n = max(0, min(args.num_vis, len(rows)))
     picks = [('worst', i) for i in order[:n]] + [('best', i) for i in order[::-1][:n]]
-    images = list_images(args.img) if args.img else {}
+    images = list_images(args.img, args.image_pattern, '--image-pattern') if args.img else {}
     for rank, (tag, i) in enumerate(picks):
         pair, row = pairs[i], rows[i]
         masks = {k: maskread_checked(pair[k]) for k in ('gt', 'pred', 'coarse') if k in pair}
@@ -147,17 +155,19 @@ def _write_panels(pairs: List[dict], rows: List[dict], args) -> int:
 
 
 def run(args) -> int:
-    pairs = _pair(args.gt, args.pred, args.coarse)
-    rows = [_score_pair(p, args.dilation_ratio)
+    from mmseg_refiner.evaluation import IOU_KINDS, summarize
+    pairs = _pair(args.gt, args.pred, args.coarse, _patterns(args))
+    rows = [_score_pair(p, args.dilation_ratio, args.pooled)
             for p in tqdm(pairs, desc='evaluate', unit='img', disable=len(pairs) < 2)]
-    summary = summarize(rows)
+    summary = summarize(rows, pooled=args.pooled)
     print(format_table(summary))
     if args.csv:
         _write_csv(rows, args.csv)
     if args.json:
+        kinds = {k: v for k, v in IOU_KINDS.items() if k in summary}
         _write_json(dict(gt=args.gt, pred=args.pred, coarse=args.coarse,
-                         dilation_ratio=args.dilation_ratio, summary=summary, per_image=rows),
-                    args.json)
+                         dilation_ratio=args.dilation_ratio, iou_kinds=kinds, summary=summary,
+                         per_image=rows), args.json)
     if args.vis:
         print(f'wrote {_write_panels(pairs, rows, args)} panels to {args.vis}')
     return 0

@@ -16,13 +16,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, guard_arg, read_json
+from mmseg_refiner.cli.common import add_refiner_args, build_refiner, read_json, refine_options
 from mmseg_refiner.utils.io import InputError, atomic_write, imread_checked
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        'refine-coco', help='refine the masks of a COCO results file (RLE in, RLE out)',
+        'refine-coco',
+        help='refine the masks of a COCO results file (RLE in, RLE out)',
         description='Refine every mask of a COCO-style RESULTS.segm.json (list of '
         '{image_id, category_id, score, segmentation, ...}); image sizes and file names come '
         'from the annotation file. Other fields are kept. Resumable: finished images are '
@@ -31,11 +32,22 @@ def add_parser(subparsers) -> None:
     p.add_argument('--ann', required=True, help='COCO annotation json with the "images" list')
     p.add_argument('--img-dir', required=True, help='folder of the images (file_name relative)')
     p.add_argument('--out', required=True, help='refined results json')
-    p.add_argument('--score-thr', type=float, default=0.0,
-                   help='masks scoring below it are copied unchanged (default: 0)')
-    add_refiner_args(p, with_guard=True)
-    p.add_argument('--restart', action='store_true',
-                   help='ignore a partial cache from an earlier run with other settings')
+    p.add_argument(
+        '--lvis-ann',
+        metavar='FILE',
+        help='then score the input and the refined masks against this LVIS-format '
+        'annotation file (mask AP and boundary AP, the paper\'s COCO protocol with '
+        'cocofied LVIS val); writes OUT.lvis_eval.json')
+    p.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.0,
+        help='masks scoring below it are copied unchanged (default: 0)')
+    add_refiner_args(p)
+    p.add_argument(
+        '--restart',
+        action='store_true',
+        help='ignore a partial cache from an earlier run with other settings')
     p.set_defaults(func=run)
 
 
@@ -79,9 +91,13 @@ def _load_inputs(args):
 
 
 def _settings(args) -> dict:
-    keys = ('results', 'config', 'checkpoint', 'mode', 'steps', 'seed', 'score_thr')
-    return {k: osp.abspath(v) if k == 'results' else v for k, v in
-            ((k, getattr(args, k)) for k in keys)}
+    """What the results depend on (the partial cache is only reused when it matches)."""
+    keys = ('results', 'config', 'checkpoint', 'score_thr', 'cfg_options')
+    settings = {
+        k: osp.abspath(v) if k == 'results' else v
+        for k, v in ((k, getattr(args, k)) for k in keys)
+    }
+    return json.loads(json.dumps(dict(settings, **refine_options(args).to_dict())))
 
 
 def _read_cache(path: str, settings: dict, restart: bool) -> List[dict]:
@@ -118,21 +134,39 @@ def _refine_image(refiner, args, info: dict, results: List[dict], indices: List[
     if image.shape[:2] != (h, w):
         raise InputError(f'image {info["file_name"]} is {image.shape[1]}x{image.shape[0]} '
                          f'but the annotation file says {w}x{h}')
-    masks = np.stack([decode_segmentation(results[i]['segmentation'], h, w,
-                                          f'{args.results}: result {i}') for i in todo])
-    refined = refine_masks(refiner, image, masks, args.mode, args.steps, args.seed,
-                           guard=guard_arg(args))
+    masks = np.stack([
+        decode_segmentation(results[i]['segmentation'], h, w, f'{args.results}: result {i}')
+        for i in todo
+    ])
+    refined = refine_masks(refiner, image, masks, options=refine_options(args))
     return [[i, encode_mask(m)] for i, m in zip(todo, refined)]
 
 
 def _write_output(args, results: List[dict], refined: Dict[int, dict]) -> None:
-    out = [dict(r, segmentation=refined[i]) if i in refined else r
-           for i, r in enumerate(results)]
+    out = [dict(r, segmentation=refined[i]) if i in refined else r for i, r in enumerate(results)]
     with atomic_write(args.out) as tmp, open(tmp, 'w') as f:
         json.dump(out, f)
 
 
+def _report_lvis(args, results: List[dict]) -> None:
+    """Print and write mask AP / boundary AP (percent) of the input and the refined results."""
+    from mmseg_refiner.evaluation.lvis import load_lvis, lvis_mask_and_boundary_ap
+    gt = load_lvis(args.lvis_ann)
+    scores = dict(
+        input=lvis_mask_and_boundary_ap(gt, results),
+        refined=lvis_mask_and_boundary_ap(gt, read_json(args.out, 'refined results')))
+    print(f'LVIS evaluation against {args.lvis_ann} (percent):')
+    print(f'{"metric":>12} | {"input":>7} | {"refined":>7} | {"delta":>7}')
+    for key in ('segm_AP', 'boundary_AP'):
+        a, b = 100 * scores['input'][key], 100 * scores['refined'][key]
+        print(f'{key:>12} | {a:7.2f} | {b:7.2f} | {b - a:+7.2f}')
+    with atomic_write(args.out + '.lvis_eval.json') as tmp, open(tmp, 'w') as f:
+        json.dump(dict(ann=args.lvis_ann, **scores), f, indent=2)
+
+
 def run(args) -> int:
+    if args.lvis_ann and not osp.isfile(args.lvis_ann):
+        raise InputError(f'--lvis-ann: annotation file {args.lvis_ann} not found')
     results, images = _load_inputs(args)
     by_image = OrderedDict()
     for i, r in enumerate(results):
@@ -152,6 +186,8 @@ def run(args) -> int:
         os.remove(cache_path)
     print(f'refined {len(refined)} of {len(results)} mask(s) of {len(by_image)} image(s) '
           f'-> {args.out}')
+    if args.lvis_ann:
+        _report_lvis(args, results)
     return 0
 
 
@@ -162,11 +198,11 @@ def _refine_images(args, todo, images, results, records, cache_path) -> None:
         cache.write(json.dumps({'header': _settings(args)}) + '\n')
         cache.writelines(json.dumps(r) + '\n' for r in records)
     with open(cache_path, 'a') as cache:
-        for image_id, indices in tqdm(todo, desc='refine-coco', unit='img', file=sys.stdout,
-                                      disable=len(todo) < 2):
-            record = dict(image_id=image_id,
-                          refined=_refine_image(refiner, args, images[image_id], results,
-                                                indices))
+        for image_id, indices in tqdm(
+                todo, desc='refine-coco', unit='img', file=sys.stdout, disable=len(todo) < 2):
+            record = dict(
+                image_id=image_id,
+                refined=_refine_image(refiner, args, images[image_id], results, indices))
             cache.write(json.dumps(record) + '\n')
             cache.flush()
             records.append(record)

@@ -9,7 +9,7 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
-from mmseg_refiner.cli.common import add_refiner_args, guard_arg, pair_by_stem, run_over_pairs
+from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, refine_options, run_over_pairs
 from mmseg_refiner.utils.io import InputError, atomic_write
 
 LABEL_MODES = ('L', 'P', 'I;16', 'I')
@@ -17,7 +17,8 @@ LABEL_MODES = ('L', 'P', 'I;16', 'I')
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        'refine-semantic', help='refine semantic label maps (a folder of PNGs)',
+        'refine-semantic',
+        help='refine semantic label maps (a folder of PNGs)',
         description='Refine every class of each label map in PRED_DIR (single-channel PNGs of '
         'class indices) with the image of the same name in --img-dir. Classes are refined as '
         'binary masks and merged by confidence; --ignore-index pixels are kept. Outputs keep '
@@ -25,11 +26,15 @@ def add_parser(subparsers) -> None:
     p.add_argument('pred_dir', help='folder (or one file) of predicted label-map PNGs')
     p.add_argument('--img-dir', required=True, help='folder (or one file) of the images')
     p.add_argument('--out', required=True, help='output folder for refined label maps')
-    p.add_argument('--ignore-index', type=int, default=255,
-                   help='label left untouched (default: 255)')
-    p.add_argument('--classes', type=int, nargs='+', default=None,
-                   help='refine only these class indices (default: all present)')
-    add_refiner_args(p, with_guard=True)
+    p.add_argument(
+        '--ignore-index', type=int, default=255, help='label left untouched (default: 255)')
+    p.add_argument(
+        '--classes',
+        type=int,
+        nargs='+',
+        default=None,
+        help='refine only these class indices (default: all present)')
+    add_refiner_args(p)
     p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
     p.set_defaults(func=run)
 
@@ -59,15 +64,19 @@ def write_label_map(labels: np.ndarray, like: Image.Image, path: str) -> None:
 def _refine_one(refiner, stem, pred_path, img_path, args) -> None:
     from mmseg_refiner.apis import refine_label_map
     labels, like = read_label_map(pred_path)
-    refined = refine_label_map(refiner, img_path, labels, ignore_index=args.ignore_index,
-                               classes=args.classes, mode=args.mode, steps=args.steps,
-                               seed=args.seed, guard=guard_arg(args))
+    refined = refine_label_map(
+        refiner,
+        img_path,
+        labels,
+        ignore_index=args.ignore_index,
+        classes=args.classes,
+        options=refine_options(args))
     write_label_map(refined, like, osp.join(args.out, f'{stem}.png'))
 
 
 def run(args) -> int:
     pairs, unpaired = pair_by_stem(args.pred_dir, args.img_dir, 'label map', 'image')
     return run_over_pairs(args, pairs, unpaired,
-                          lambda stem: osp.isfile(osp.join(args.out, f'{stem}.png')),
-                          _refine_one, 'refine-semantic', 'label map(s)',
+                          lambda stem: osp.isfile(osp.join(args.out, f'{stem}.png')), _refine_one,
+                          'refine-semantic', 'label map(s)',
                           'warning: no image for label map {stem}, skipped')

@@ -4,8 +4,11 @@ The reference SegRefiner makes its training inputs with CascadePSP's boundary pe
 contour modification (:func:`modify_boundary`) followed by random dilate/erode rounds until
 the IoU with the ground truth drops below a target (:func:`perturb_until`). We add the
 degradations real models produce: down-then-up sampling (:func:`degrade_lowres`), polygon
-simplification (:func:`degrade_polygon`), blur-threshold (:func:`degrade_blur`) and holes /
-islands (:func:`degrade_holes_islands`). :func:`synthesize_coarse` combines them;
+simplification (:func:`degrade_polygon`), blur-threshold (:func:`degrade_blur`), holes /
+islands (:func:`degrade_holes_islands`), filled concavities (:func:`degrade_hull`: the wedge
+of background between a head and a helmet), a uniformly grown or shrunk outline
+(:func:`degrade_morph`) and a smoothly jittered boundary (:func:`degrade_jitter`).
+:func:`synthesize_coarse` combines them;
 :func:`fill_outer_contours` makes the source of the reference's "expanded" HR coarse masks.
 
 All functions take and return uint8 0/1 (H, W) arrays and draw every random number from an
@@ -17,14 +20,10 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-DEGRADATIONS = ('reference', 'lowres', 'polygon', 'blur', 'holes_islands')
+from mmseg_refiner.utils.masks import mask_iou
 
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (H, W) binary masks; 1.0 when both are empty."""
-    a, b = a > 0, b > 0
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+DEGRADATIONS = ('reference', 'lowres', 'polygon', 'blur', 'holes_islands', 'hull', 'morph',
+                'jitter')
 
 
 def random_kernel(rng: np.random.Generator, size_range: Tuple[int, int] = (3, 9)) -> np.ndarray:
@@ -206,6 +205,71 @@ def degrade_holes_islands(gt: np.ndarray, rng: np.random.Generator,
     return out
 
 
+def _ellipse(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def degrade_hull(gt: np.ndarray, rng: np.random.Generator,
+                 close_frac: Tuple[float, float] = (0.05, 0.3), hull_prob: float = 0.25,
+                 keep_prob: float = 0.6) -> np.ndarray:
+    """Fill concavities: background wedged into the object becomes foreground.
+
+    With probability ``hull_prob`` the filling is each outer contour's convex hull, else a
+    morphological closing with an elliptical kernel whose radius is a random fraction
+    ``close_frac`` of the object's size (the square root of its area). Each filled region
+    (connected component of what was added) is kept with probability ``keep_prob``, the
+    largest always, so some concavities stay open. Models that see an object's outline but
+    not its gaps (between a head and a helmet, between arm and body) make this error; the
+    refiner must learn to remove wrongly included background.
+    """
+    gt = (gt > 0).astype(np.uint8)
+    if rng.random() < hull_prob:
+        contours, _ = cv2.findContours(gt, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        filled = cv2.drawContours(gt.copy(), [cv2.convexHull(c) for c in contours], -1, 1,
+                                  thickness=cv2.FILLED)
+    else:
+        radius = max(1, int(rng.uniform(*close_frac) * math.sqrt(gt.sum())))
+        pad = radius + 1  # closing near the border must not see the border as foreground
+        padded = cv2.copyMakeBorder(gt, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        filled = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, _ellipse(radius))[pad:-pad, pad:-pad]
+    added = (filled > 0) & (gt == 0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(added.astype(np.uint8), 4)
+    if count <= 1:
+        return gt
+    keep = rng.random(count) < keep_prob
+    keep[0] = False  # label 0 is everything that was not added
+    keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
+    return (gt | keep[labels]).astype(np.uint8)
+
+
+def degrade_morph(gt: np.ndarray, rng: np.random.Generator,
+                  radius_range: Tuple[int, int] = (1, 6)) -> np.ndarray:
+    """Grow or shrink the whole outline (dilate or erode, even odds) by a random radius."""
+    radius = int(rng.integers(radius_range[0], radius_range[1] + 1))
+    op = cv2.dilate if rng.random() < 0.5 else cv2.erode
+    return op((gt > 0).astype(np.uint8), _ellipse(radius))
+
+
+def degrade_jitter(gt: np.ndarray, rng: np.random.Generator,
+                   amp_range: Tuple[float, float] = (1.0, 4.0),
+                   scale_range: Tuple[float, float] = (4.0, 16.0)) -> np.ndarray:
+    """Move the boundary by a smooth random displacement field (a wobbly outline).
+
+    The field is white noise blurred with a Gaussian of sigma ``scale_range`` (pixels, the
+    wobble's length scale), normalised to a standard deviation of ``amp_range`` pixels.
+    """
+    h, w = gt.shape
+    amp, scale = rng.uniform(*amp_range), rng.uniform(*scale_range)
+    field = rng.standard_normal((2, h, w)).astype(np.float32)
+    for i in range(2):
+        field[i] = cv2.GaussianBlur(field[i], (0, 0), sigmaX=scale)
+        field[i] *= amp / max(float(field[i].std()), 1e-6)
+    ys, xs = np.mgrid[:h, :w].astype(np.float32)
+    moved = cv2.remap((gt > 0).astype(np.float32), xs + field[0], ys + field[1],
+                      interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return (moved >= 0.5).astype(np.uint8)
+
+
 def fill_outer_contours(gt: np.ndarray) -> np.ndarray:
     """The reference's "expanded" source: every outer contour of ``gt`` drawn filled.
 
@@ -219,7 +283,8 @@ def fill_outer_contours(gt: np.ndarray) -> np.ndarray:
 
 
 _DEGRADE_FNS = dict(lowres=degrade_lowres, polygon=degrade_polygon, blur=degrade_blur,
-                    holes_islands=degrade_holes_islands)
+                    holes_islands=degrade_holes_islands, hull=degrade_hull, morph=degrade_morph,
+                    jitter=degrade_jitter)
 
 
 def degrade(gt: np.ndarray, rng: np.random.Generator, mode: str,

@@ -58,8 +58,8 @@ class CocoInstanceDataset(BaseDataset):
                  min_area: float = 512, cat_ids: Optional[Sequence[int]] = None, **kwargs):
         self.min_area = min_area
         self.cat_ids = set(cat_ids) if cat_ids is not None else None
-        super().__init__(ann_file=ann_file, data_root=data_root,
-                         data_prefix=data_prefix or dict(img_path=''), **kwargs)
+        super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix or
+                         dict(img_path=''), **kwargs)
 
     def _load_coco(self):
         from pycocotools.coco import COCO
@@ -83,10 +83,11 @@ class CocoInstanceDataset(BaseDataset):
                                  f"unknown image {ann['image_id']}")
             if not _keep(ann, img, self.min_area, self.cat_ids):
                 continue
-            data_list.append(dict(
-                img_path=osp.join(img_dir, image_file_name(img)), mask_ann=ann['segmentation'],
-                height=img['height'], width=img['width'], sample_id=str(ann['id']),
-                img_id=img['id'], category_id=ann.get('category_id'), bbox=ann['bbox']))
+            data_list.append(
+                dict(img_path=osp.join(img_dir,
+                                       image_file_name(img)), mask_ann=ann['segmentation'],
+                     height=img['height'], width=img['width'], sample_id=str(ann['id']),
+                     img_id=img['id'], category_id=ann.get('category_id'), bbox=ann['bbox']))
         if not data_list:
             raise InputError(f'no usable instances in {self.ann_file} (crowd / ignored / '
                              f'area <= {self.min_area} / empty masks are skipped)')

@@ -2,6 +2,7 @@
 from typing import List, Sequence
 
 from mmseg_refiner.registry import DATASETS
+
 from .mask_folder import MaskFolderDataset
 
 CROP_MODES = ('object', 'patch')

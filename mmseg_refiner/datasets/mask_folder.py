@@ -6,9 +6,9 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.dataset import BaseDataset
 
 from mmseg_refiner.registry import DATASETS
-from mmseg_refiner.utils.io import InputError
+from mmseg_refiner.utils.io import IMAGE_EXTS, InputError
 
-IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+IMG_SUFFIXES = IMAGE_EXTS  # the package's one image-extension tuple, under its old name here
 
 
 def read_split(path: str, suffixes: Sequence[str] = IMG_SUFFIXES) -> List[str]:
@@ -70,15 +70,12 @@ class MaskFolderDataset(BaseDataset):
 
     METAINFO = dict(classes=('foreground', ))
 
-    def __init__(self, data_root: str, ann_file: str = '',
-                 data_prefix: Optional[dict] = None,
-                 img_suffixes: Sequence[str] = IMG_SUFFIXES, mask_suffix: str = '.png',
-                 **kwargs):
+    def __init__(self, data_root: str, ann_file: str = '', data_prefix: Optional[dict] = None,
+                 img_suffixes: Sequence[str] = IMG_SUFFIXES, mask_suffix: str = '.png', **kwargs):
         self.img_suffixes = tuple(s.lower() for s in img_suffixes)
         self.mask_suffix = mask_suffix
         data_prefix = data_prefix or dict(img_path='images', mask_path='masks')
-        super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix,
-                         **kwargs)
+        super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     def _list_ids(self, index: Dict[str, str]) -> List[str]:
         if self.ann_file:
@@ -113,5 +110,8 @@ class MaskFolderDataset(BaseDataset):
         index = index_images(img_dir, self.img_suffixes)
         ids = self._list_ids(index)
         extra = self._extra_paths(ids)
-        return [dict(img_path=osp.join(img_dir, index[i]), sample_id=i,
-                     **{k: v[n] for k, v in extra.items()}) for n, i in enumerate(ids)]
+        return [
+            dict(img_path=osp.join(img_dir, index[i]), sample_id=i,
+                 **{k: v[n]
+                    for k, v in extra.items()}) for n, i in enumerate(ids)
+        ]

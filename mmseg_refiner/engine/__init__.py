@@ -1,6 +1,10 @@
-"""Runner components: the hook that refines mmdet / mmseg predictions in val/test loops, and
-the CPU mixed-precision optimizer wrapper used for training."""
+"""Runner components: the hook that refines mmdet / mmseg predictions in val/test loops, the
+CPU mixed-precision optimizer wrapper, and the training loop / time budget of long runs."""
 from .hooks import SegRefinerHook
+from .loops import ReseedingIterBasedTrainLoop
 from .optim_wrapper import AutocastOptimWrapper
+from .time_budget import TimeBudgetHook
 
-__all__ = ['SegRefinerHook', 'AutocastOptimWrapper']
+__all__ = [
+    'SegRefinerHook', 'AutocastOptimWrapper', 'ReseedingIterBasedTrainLoop', 'TimeBudgetHook'
+]

@@ -23,6 +23,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mmseg_refiner.utils import masks
+
 MBA_NUM_STEPS = 5
 MBA_MIN_RADIUS = 1
 
@@ -43,18 +45,10 @@ def _as_pair(pred: np.ndarray, gt: np.ndarray):
     return pred, gt
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """|a & b| / |a | b| of two bool arrays; 1.0 when both are empty."""
-    union = np.count_nonzero(a | b)
-    if union == 0:
-        return 1.0
-    return float(np.count_nonzero(a & b)) / union
-
-
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
     """Intersection over union of two binary masks.
 
-    IoU = |P & G| / |P | G|.
+    IoU = |P & G| / |P | G| (:func:`mmseg_refiner.utils.masks.mask_iou`, the one copy).
 
     Args:
         pred (np.ndarray): (H, W) predicted mask, non-zero = foreground.
@@ -65,7 +59,7 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
         exactly one empty: 0.0.
     """
     pred, gt = _as_pair(pred, gt)
-    return _iou(pred, gt)
+    return masks.mask_iou(pred, gt)
 
 
 def mba_radii(height: int, width: int) -> List[int]:
@@ -82,8 +76,10 @@ def mba_radii(height: int, width: int) -> List[int]:
         list[int]: 5 radii, non-decreasing, each >= 1.
     """
     max_radius = (width + height) / 300
-    return [MBA_MIN_RADIUS + int((max_radius - MBA_MIN_RADIUS) / MBA_NUM_STEPS * i)
-            for i in range(MBA_NUM_STEPS)]
+    return [
+        MBA_MIN_RADIUS + int((max_radius - MBA_MIN_RADIUS) / MBA_NUM_STEPS * i)
+        for i in range(MBA_NUM_STEPS)
+    ]
 
 
 def mba_band(gt: np.ndarray, radius: int) -> np.ndarray:
@@ -177,13 +173,13 @@ def boundary_iou(pred: np.ndarray, gt: np.ndarray, dilation_ratio: float = 0.02)
         float: Boundary IoU in [0, 1]. Both masks empty: 1.0; exactly one empty: 0.0.
     """
     pred, gt = _as_pair(pred, gt)
-    return _iou(mask_to_boundary(pred, dilation_ratio), mask_to_boundary(gt, dilation_ratio))
+    return masks.mask_iou(mask_to_boundary(pred, dilation_ratio),
+                          mask_to_boundary(gt, dilation_ratio))
 
 
 def rle_to_boundary_rle(rle: dict, dilation_ratio: float = 0.02) -> dict:
     """Boundary band (:func:`mask_to_boundary`) of a COCO RLE mask, as an RLE."""
-    band = mask_to_boundary(mask_utils.decode(rle), dilation_ratio)
-    return mask_utils.encode(np.asfortranarray(band.astype(np.uint8)))
+    return masks.rle_encode(mask_to_boundary(mask_utils.decode(rle), dilation_ratio))
 
 
 class BoundaryCOCOeval(COCOeval):
@@ -213,8 +209,7 @@ class BoundaryCOCOeval(COCOeval):
         for anns in (*self._gts.values(), *self._dts.values()):
             for ann in anns:
                 if self._key not in ann:
-                    ann[self._key] = rle_to_boundary_rle(ann['segmentation'],
-                                                         self.dilation_ratio)
+                    ann[self._key] = rle_to_boundary_rle(ann['segmentation'], self.dilation_ratio)
 
     def computeIoU(self, imgId, catId):  # noqa: N802,N803 (COCOeval's API)
         """(D, G) min(mask IoU, boundary IoU) for non-crowd G; mask IoU for crowd G."""
@@ -249,8 +244,10 @@ def coco_stat_names(max_dets: Sequence[int] = (1, 10, 100)) -> List[str]:
     size-split ARs use the largest ``max_dets``.
     """
     m0, m1, m2 = max_dets
-    return ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', f'AR@{m0}', f'AR@{m1}',
-            f'AR@{m2}', f'AR_s@{m2}', f'AR_m@{m2}', f'AR_l@{m2}']
+    return [
+        'mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', f'AR@{m0}', f'AR@{m1}', f'AR@{m2}',
+        f'AR_s@{m2}', f'AR_m@{m2}', f'AR_l@{m2}'
+    ]
 
 
 def coco_stats(coco_eval: COCOeval) -> Dict[str, Union[float, str]]:
@@ -288,8 +285,7 @@ def _load_results(coco_gt: COCO, results: Union[COCO, Sequence[dict]]) -> COCO:
 
 def boundary_ap(coco_gt: Union[str, COCO], results: Union[COCO, Sequence[dict]],
                 dilation_ratio: float = 0.02, img_ids: Optional[Sequence[int]] = None,
-                cat_ids: Optional[Sequence[int]] = None,
-                max_dets: Sequence[int] = (1, 10, 100),
+                cat_ids: Optional[Sequence[int]] = None, max_dets: Sequence[int] = (1, 10, 100),
                 iou_type: str = 'boundary') -> Dict[str, Union[float, str]]:
     """COCO-style Boundary AP (or plain mask AP with ``iou_type='segm'``, for comparison).
 

@@ -9,13 +9,13 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from mmseg_refiner.registry import METRICS
-from .functional import boundary_ap, boundary_iou, coco_stat_names, mask_iou, mba
+from mmseg_refiner.utils.masks import rle_encode
 
-MASK_METRICS = OrderedDict(IoU=mask_iou, mBA=mba, BIoU=boundary_iou)
+from .functional import boundary_ap, boundary_iou, coco_stat_names, mask_iou, mba
+from .summary import iou_counts, pooled_iou
 
 
 def _mask_array(field, name: str) -> np.ndarray:
@@ -60,21 +60,25 @@ class RefinerMetric(BaseMetric):
     (PixelData, (1, H, W)), as :meth:`DiffusionRefiner.predict` leaves them. Reports, in
     percent, ``IoU``, ``mBA``, ``BIoU`` of the refined masks and ``coarse_IoU``,
     ``coarse_mBA``, ``coarse_BIoU`` of the inputs, so the log shows the gain. Definitions
-    in :mod:`mmseg_refiner.evaluation.functional`.
+    in :mod:`mmseg_refiner.evaluation.functional`. With ``pooled=True`` also
+    ``pooled_IoU`` (and ``coarse_pooled_IoU``): sum of intersections / sum of unions over
+    the data set, as BIG / DIS results are published (:mod:`.summary`).
 
     Args:
         dilation_ratio (float): Boundary IoU band width. Defaults to 0.02.
+        pooled (bool): Also report the pooled IoU. Defaults to False.
         collect_device (str): 'cpu' or 'gpu' for distributed collection. Defaults to 'cpu'.
         prefix (str, optional): Key prefix. Defaults to ``'refiner'``.
     """
     default_prefix: Optional[str] = 'refiner'
 
-    def __init__(self, dilation_ratio: float = 0.02, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, dilation_ratio: float = 0.02, pooled: bool = False,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if dilation_ratio <= 0:
             raise ValueError(f'dilation_ratio must be > 0, got {dilation_ratio}')
         self.dilation_ratio = dilation_ratio
+        self.pooled = pooled
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Score each sample; store one dict of per-sample values in ``self.results``."""
@@ -84,12 +88,15 @@ class RefinerMetric(BaseMetric):
                     raise KeyError(f'RefinerMetric: data sample {i} has no {key!r} '
                                    f'(keys: {sorted(sample)})')
             gt = _mask_array(sample['gt_mask'], 'gt_mask')
-            scores = score_masks(self._checked(sample, 'pred_mask', gt), gt,
-                                 self.dilation_ratio)
+            scores = self._scores(self._checked(sample, 'pred_mask', gt), gt, '')
             if 'coarse_mask' in sample:
-                scores.update(score_masks(self._checked(sample, 'coarse_mask', gt), gt,
-                                          self.dilation_ratio, prefix='coarse_'))
+                scores.update(self._scores(self._checked(sample, 'coarse_mask', gt), gt,
+                                           'coarse_'))
             self.results.append(scores)
+
+    def _scores(self, mask: np.ndarray, gt: np.ndarray, prefix: str) -> Dict[str, float]:
+        scores = score_masks(mask, gt, self.dilation_ratio, prefix=prefix)
+        return {**scores, **iou_counts(mask, gt, prefix)} if self.pooled else scores
 
     @staticmethod
     def _checked(sample: dict, key: str, gt: np.ndarray) -> np.ndarray:
@@ -100,9 +107,53 @@ class RefinerMetric(BaseMetric):
         return mask
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Mean of every per-sample value over the samples that have it."""
+        """Mean of every per-sample score over the samples that have it (+ pooled IoU)."""
         keys = list(OrderedDict.fromkeys(k for r in results for k in r))
-        return {k: float(np.mean([r[k] for r in results if k in r])) for k in keys}
+        out = {
+            k: float(np.mean([r[k] for r in results if k in r]))
+            for k in keys if k not in ('inter', 'union', 'coarse_inter', 'coarse_union')
+        }
+        if self.pooled:
+            out['pooled_IoU'] = pooled_iou(results)
+            with_coarse = [r for r in results if 'coarse_inter' in r]
+            if with_coarse:
+                out['coarse_pooled_IoU'] = pooled_iou(with_coarse, 'coarse_')
+        return out
+
+
+def _encode(masks) -> list:
+    """RLEs of (N, H, W) masks (tensor or array); RLE lists pass through."""
+    if isinstance(masks, (list, tuple)):
+        return list(masks)
+    if isinstance(masks, torch.Tensor):
+        masks = masks.detach().cpu().numpy()
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f'pred_instances.masks must be (N, H, W), got shape {masks.shape}')
+    return [rle_encode(m) for m in masks]
+
+
+def instance_record(sample: dict, metric: str) -> dict:
+    """``img_id``, RLE ``masks``, ``scores``, ``labels`` of one mmdet data sample.
+
+    Uses ``pred_instances.mask_scores`` when present (as mmdet's CocoMetric), else ``scores``.
+    """
+    pred = sample['pred_instances']
+    if 'masks' not in pred:
+        raise KeyError(f'{metric} needs pred_instances.masks (an instance segmentation model)')
+    scores = pred.get('mask_scores', pred['scores'])
+    return dict(img_id=sample['img_id'], masks=_encode(pred['masks']),
+                scores=torch.as_tensor(scores).float().cpu().numpy(),
+                labels=torch.as_tensor(pred['labels']).cpu().numpy())
+
+
+def coco_results(records: List[dict], cat_ids: Sequence[int]) -> List[dict]:
+    """COCO-format results (``image_id``, ``category_id``, ``score``, ``segmentation``)."""
+    return [
+        dict(image_id=r['img_id'], category_id=cat_ids[int(label)], score=float(score),
+             segmentation=rle) for r in records
+        for rle, score, label in zip(r['masks'], r['scores'], r['labels'])
+    ]
 
 
 @METRICS.register_module()
@@ -154,46 +205,20 @@ class BoundaryAPMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Encode each sample's predicted masks as COCO results (RLE, score, label)."""
-        for sample in data_samples:
-            pred = sample['pred_instances']
-            if 'masks' not in pred:
-                raise KeyError('BoundaryAPMetric needs pred_instances.masks '
-                               '(an instance segmentation model)')
-            scores = pred.get('mask_scores', pred['scores'])
-            self.results.append(dict(img_id=sample['img_id'],
-                                     masks=self._encode(pred['masks']),
-                                     scores=torch.as_tensor(scores).float().cpu().numpy(),
-                                     labels=torch.as_tensor(pred['labels']).cpu().numpy()))
-
-    @staticmethod
-    def _encode(masks) -> list:
-        """RLEs of (N, H, W) masks (tensor or array); RLE lists pass through."""
-        if isinstance(masks, (list, tuple)):
-            return list(masks)
-        if isinstance(masks, torch.Tensor):
-            masks = masks.detach().cpu().numpy()
-        masks = np.asarray(masks)
-        if masks.ndim != 3:
-            raise ValueError(f'pred_instances.masks must be (N, H, W), got shape {masks.shape}')
-        rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
-        return rles
+        self.results.extend(instance_record(s, type(self).__name__) for s in data_samples)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Boundary AP over all images of the annotation file, keys ``boundary_<item>``."""
         logger = MMLogger.get_current_instance()
         cat_ids = self._cat_ids()
-        dets = [dict(image_id=r['img_id'], category_id=cat_ids[int(label)],
-                     score=float(score), segmentation=rle)
-                for r in results for rle, score, label in zip(r['masks'], r['scores'],
-                                                              r['labels'])]
+        dets = coco_results(results, cat_ids)
         if not dets:
             logger.error('BoundaryAPMetric: the predictions are empty; nothing to evaluate')
             return {}
         stats = boundary_ap(self._coco_api, dets, self.dilation_ratio,
                             img_ids=self._coco_api.getImgIds(), cat_ids=cat_ids,
                             max_dets=self.proposal_nums)
-        logger.info('Boundary AP (dilation ratio %s):\n%s', self.dilation_ratio,
-                    stats['summary'])
+        logger.info('Boundary AP (dilation ratio %s):\n%s', self.dilation_ratio, stats['summary'])
         return {f'boundary_{k}': float(f'{round(stats[k], 3)}') for k in self.metric_items}
 
     def _cat_ids(self) -> List[int]:

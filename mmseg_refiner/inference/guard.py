@@ -9,7 +9,11 @@ Defaults (``DEFAULT_GUARD``): ``band_ratio=0.05`` and ``min_band=4``: a 400x600 
 move its boundary by up to ~36 px, enough for the errors of an x8 low-resolution mask or a
 polygon outline, while a wrong blob across the image cannot appear. Set ``test_cfg.guard=None``
 (API: ``guard=False``) for the reference behaviour.
+
+:func:`guard_masks` is what the API calls: thresholded refiner masks in, the final masks and
+the map of pixels the guard put back to their coarse value out.
 """
+from dataclasses import dataclass
 from typing import Optional
 
 import cv2
@@ -73,8 +77,11 @@ def drop_detached_components(refined: np.ndarray, coarse: np.ndarray) -> np.ndar
     return keep[labels]
 
 
-def apply_guard(refined: np.ndarray, coarse: np.ndarray, band_ratio: float = 0.05,
-                min_band: float = 4, drop_new_components: bool = True,
+def apply_guard(refined: np.ndarray,
+                coarse: np.ndarray,
+                band_ratio: float = 0.05,
+                min_band: float = 4,
+                drop_new_components: bool = True,
                 undo_overflow: bool = True) -> np.ndarray:
     """Confine the changes ``coarse -> refined`` (bool (H, W)) to the boundary band.
 
@@ -105,3 +112,35 @@ def resolve_guard(guard) -> Optional[dict]:
             raise KeyError(f'unknown guard keys {sorted(unknown)}; valid: {sorted(DEFAULT_GUARD)}')
         return {**DEFAULT_GUARD, **guard}
     raise TypeError(f'guard must be None, a bool or a dict, got {guard!r}')
+
+
+@dataclass
+class GuardResult:
+    """Result of :func:`guard_masks`.
+
+    Attributes:
+        mask (ndarray): (N, H, W) bool final masks.
+        changed (ndarray): (N, H, W) bool, True where the guard overruled the refiner (the
+            pixel went back to its coarse value); all False with the guard off.
+    """
+    mask: np.ndarray
+    changed: np.ndarray
+
+
+def guard_masks(refined: np.ndarray, coarse: np.ndarray, guard) -> GuardResult:
+    """Apply the guard ``guard`` (anything :func:`resolve_guard` takes) to N masks.
+
+    Args:
+        refined (ndarray): (N, H, W) bool masks from the refiner (thresholded).
+        coarse (ndarray): (N, H, W) bool coarse masks they came from.
+        guard (None | bool | dict): The guard's switch or options.
+
+    Returns:
+        GuardResult: the final masks and the pixels the guard changed.
+    """
+    options = resolve_guard(guard)
+    if options is None:
+        return GuardResult(refined.copy(), np.zeros(refined.shape, bool))
+    mask = np.stack([apply_guard(r, c, **options) for r, c in zip(refined, coarse)]) \
+        if len(refined) else refined.copy()
+    return GuardResult(mask, mask != refined)

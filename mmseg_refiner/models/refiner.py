@@ -1,12 +1,21 @@
 """DiffusionRefiner: SegRefiner's training losses and reverse (coarse -> fine) loop."""
+import logging
+import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement, PixelData
 
 from mmseg_refiner.registry import MODELS
+from mmseg_refiner.utils.hardware import native_bf16
+
+AUTOCAST_MODES = ('auto', None, 'fp32', 'bf16', 'fp16')
+_AUTOCAST_DTYPES = {'auto': torch.bfloat16, None: None, 'fp32': None, 'bf16': torch.bfloat16,
+                    'fp16': torch.float16}
+STOP_CRITERIA = ('coarse', 'change')
 
 DEFAULT_TEST_CFG = dict(
     steps=None,  # None: all T timesteps; int n: the last n; or an explicit descending list
@@ -21,8 +30,13 @@ DEFAULT_TEST_CFG = dict(
     hr_fine_thr=0.9,  # hr: patch centres where fine_prob < thr * max
     hr_nms_iou=0.3,
     hr_max_patches=64,
-    autocast=None,  # None (fp32, the reference), 'bf16' or 'fp16': U-Net under torch.autocast
+    # U-Net precision: 'auto' = bf16 where the device has native bf16, else fp32; None or
+    # 'fp32' = fp32 (the reference); 'bf16' / 'fp16' = forced (DiffusionRefiner.precision)
+    autocast='auto',
+    channels_last='auto',  # U-Net memory layout: 'auto' = on unless autocast is None/'fp32'
+    compile=False,  # torch.compile the U-Net (bulk jobs: the first call compiles, ~minutes)
     guard=True,  # API growth guard: True = DEFAULT_GUARD, a dict, or None/False = off
+    preset='default',  # 'default' | 'reference' (the published hr/global inference)
 )
 
 
@@ -148,59 +162,137 @@ class DiffusionRefiner(BaseModel):
         t = inputs.new_full((inputs.shape[0], ), self.sampler.num_timesteps - 1).long()
         return self.backbone(torch.cat([inputs, coarse], dim=1), t)
 
+    # -- inference options ------------------------------------------------------------------
+    def merged_cfg(self, overrides: Optional[dict] = None) -> dict:
+        """The effective inference options: ``{**self.test_cfg, **overrides}``.
+
+        ``self.test_cfg`` itself is not changed; the result is the ``cfg`` that
+        :meth:`refine_batch` and the strategies take.
+
+        Args:
+            overrides (dict, optional): ``test_cfg`` keys and their values for one call.
+
+        Raises:
+            KeyError: A key is not a ``test_cfg`` key (the message lists the valid ones).
+        """
+        overrides = dict(overrides or {})
+        unknown = set(overrides) - set(DEFAULT_TEST_CFG)
+        if unknown:
+            raise KeyError(f'unknown test_cfg keys {sorted(unknown)}; '
+                           f'valid: {sorted(DEFAULT_TEST_CFG)}')
+        return {**self.test_cfg, **overrides}
+
+    def precision(self, cfg: Optional[dict] = None,
+                  device: Union[str, torch.device, None] = None) -> Tuple[Optional[torch.dtype],
+                                                                          bool]:
+        """The U-Net's autocast dtype and memory layout under ``cfg``.
+
+        ``autocast``: 'auto' = bf16 where ``device`` has native bf16
+        (:func:`~mmseg_refiner.utils.hardware.native_bf16`), else fp32 (said once in the
+        log); None / 'fp32' = plain fp32 (the reference); 'bf16' / 'fp16' = forced (forced
+        bf16 without native support works but is slower than fp32, which the log says).
+        ``channels_last``: 'auto' = on unless ``autocast`` is None / 'fp32'.
+
+        Args:
+            cfg (dict, optional): Inference options; None = ``self.test_cfg``.
+            device (str | torch.device, optional): None = the refiner's device.
+
+        Returns:
+            tuple: (dtype or None for fp32, channels_last).
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        mode, layout = cfg.get('autocast', 'auto'), cfg.get('channels_last', 'auto')
+        if mode not in AUTOCAST_MODES:
+            raise ValueError(f'test_cfg.autocast must be one of {AUTOCAST_MODES}, got {mode!r}')
+        if layout not in ('auto', True, False):
+            raise ValueError(f"test_cfg.channels_last must be 'auto', True or False, "
+                             f'got {layout!r}')
+        device = torch.device(device or self.data_preprocessor.mean.device)
+        dtype = _AUTOCAST_DTYPES[mode]
+        if mode in ('auto', 'bf16') and not native_bf16(device):
+            if mode == 'auto':
+                dtype = None
+                _log_once(f"test_cfg.autocast='auto': {device.type} has no native bf16 "
+                          '(AVX512-BF16/AMX, or CUDA Ampere+): the U-Net runs in fp32')
+            else:
+                _log_once(f"test_cfg.autocast='bf16' on a {device.type} without native bf16: "
+                          'it works, but slower than fp32', logging.WARNING)
+        return dtype, layout is True or (layout == 'auto' and mode not in (None, 'fp32'))
+
+    def _unet(self, cfg: dict, device: torch.device):
+        """The U-Net callable for ``cfg`` (layout set, compiled if asked) and its autocast."""
+        dtype, channels_last = self.precision(cfg, device)
+        if hasattr(self.backbone, 'set_channels_last'):
+            self.backbone.set_channels_last(channels_last)
+        unet = self.backbone
+        if cfg.get('compile', False):
+            unet = self.__dict__.get('_compiled_unet')
+            if unet is None:  # kept out of the module tree: state-dict keys stay the same
+                unet = self.__dict__['_compiled_unet'] = _TimedFirstCall(
+                    torch.compile(self.backbone), 'torch.compile: first U-Net call '
+                    '(compilation + one forward)')
+        autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                                  enabled=dtype is not None)
+        return unet, autocast
+
+    # -- inference --------------------------------------------------------------------------
     @torch.no_grad()
     def refine_batch(self, images: torch.Tensor, coarse: torch.Tensor,
                      steps: Union[None, int, Sequence[int]] = None,
                      generator: Optional[torch.Generator] = None,
-                     stop_thr: Optional[float] = None) -> RefineOutput:
+                     stop_thr: Optional[float] = None,
+                     fine_prob_init: Optional[torch.Tensor] = None,
+                     cfg: Optional[dict] = None) -> RefineOutput:
         """Run the reverse process on normalized images and coarse masks.
 
         Args:
             images (Tensor): (B, 3, H, W) normalized images.
             coarse (Tensor): (B, 1, H, W) coarse masks (0/1).
             steps (None | int | list[int]): Timesteps to run; see
-                :meth:`TransitionSampler.timesteps`. Defaults to ``test_cfg['steps']``.
+                :meth:`TransitionSampler.timesteps`. Defaults to ``cfg['steps']``.
             generator (torch.Generator, optional): Makes the sampling reproducible.
             stop_thr (float, optional): Adaptive stopping: an element stops (its current
                 prediction becomes final) once the share of pixels that later steps could
-                still change (``test_cfg['stop_criterion']``, see :meth:`_stopped`) is below
+                still change (``cfg['stop_criterion']``, see :meth:`_stopped`) is below
                 this. 0 reproduces the fixed schedule exactly. Defaults to
-                ``test_cfg['stop_thr']``.
+                ``cfg['stop_thr']``.
+            fine_prob_init (Tensor, optional): (B, 1, H, W) fine probabilities to start
+                from (the reference's local stage starts from the global stage's); ``None``
+                = zeros.
+            cfg (dict, optional): The inference options (a full ``test_cfg``, see
+                :meth:`merged_cfg`): ``steps``, ``stop_thr``, ``stop_criterion``,
+                ``batch_size``, ``autocast``, ``channels_last`` and ``compile`` are read from
+                it. Defaults to ``self.test_cfg``.
 
         Returns:
             RefineOutput: probabilities, fine probabilities and U-Net calls per element.
         """
-        steps = self.sampler.timesteps(self.test_cfg['steps'] if steps is None else steps)
-        stop_thr = self.test_cfg['stop_thr'] if stop_thr is None else stop_thr
-        chunk = max(1, int(self.test_cfg['batch_size']))
+        cfg = self.test_cfg if cfg is None else cfg
+        steps = self.sampler.timesteps(cfg['steps'] if steps is None else steps)
+        stop = (cfg['stop_thr'] if stop_thr is None else stop_thr, cfg['stop_criterion'])
+        chunk = max(1, int(cfg['batch_size']))
         coarse = coarse.to(images.device).float()
-        with self._autocast(images.device):
-            outs = [self._reverse_loop(images[i:i + chunk], coarse[i:i + chunk], steps,
-                                       generator, stop_thr)
-                    for i in range(0, images.shape[0], chunk)]
+        unet, autocast = self._unet(cfg, images.device)
+        outs = []
+        with autocast:
+            for i in range(0, images.shape[0], chunk):
+                init = None if fine_prob_init is None else fine_prob_init[i:i + chunk]
+                outs.append(self._reverse_loop(unet, images[i:i + chunk], coarse[i:i + chunk],
+                                               steps, generator, stop, init))
         return RefineOutput(*(torch.cat(f) for f in zip(*outs)))
 
-    def _autocast(self, device: torch.device):
-        """``torch.autocast`` per ``test_cfg['autocast']`` (disabled when ``None``)."""
-        dtypes = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-        if self.test_cfg['autocast'] not in dtypes:
-            raise ValueError(f"test_cfg.autocast must be one of {list(dtypes)}, got "
-                             f"{self.test_cfg['autocast']!r}")
-        dtype = dtypes[self.test_cfg['autocast']]
-        return torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                              enabled=dtype is not None)
-
-    def _reverse_loop(self, images, coarse, steps, generator, stop_thr):
+    def _reverse_loop(self, unet, images, coarse, steps, generator, stop, fine_prob_init=None):
         b = images.shape[0]
         prob = torch.zeros_like(coarse)
-        fine_prob = torch.zeros_like(coarse)
+        fine_prob = torch.zeros_like(coarse) if fine_prob_init is None else \
+            fine_prob_init.to(coarse).clone()
         num_calls = torch.zeros(b, dtype=torch.long)
         pred_prev = torch.zeros_like(coarse, dtype=torch.bool)
         mask_t, active = coarse.clone(), torch.arange(b, device=images.device)
         for i, t in enumerate(steps):
             x = torch.cat([images[active], mask_t[active]], dim=1)
             t_batch = torch.full((len(active), ), t, dtype=torch.long, device=images.device)
-            logits = self.backbone(x, t_batch).float()
+            logits = unet(x, t_batch).float()
             num_calls[active.cpu()] += 1
             last = i == len(steps) - 1
             out = self.sampler.step(logits, t, coarse[active], fine_prob[active], last=last,
@@ -210,7 +302,7 @@ class DiffusionRefiner(BaseModel):
                 prob[active] = out.mask
                 break
             pred = logits >= 0
-            done = self._stopped(out, pred, pred_prev[active], coarse[active], i, stop_thr)
+            done = self._stopped(out, pred, pred_prev[active], coarse[active], i, *stop)
             pred_prev[active] = pred
             prob[active[done]] = logits[done].sigmoid()
             mask_t[active] = out.mask
@@ -219,8 +311,9 @@ class DiffusionRefiner(BaseModel):
                 break
         return prob, fine_prob, num_calls
 
-    def _stopped(self, out, pred: torch.Tensor, pred_prev: torch.Tensor, coarse: torch.Tensor,
-                 call_idx: int, stop_thr: float) -> torch.Tensor:
+    @staticmethod
+    def _stopped(out, pred: torch.Tensor, pred_prev: torch.Tensor, coarse: torch.Tensor,
+                 call_idx: int, stop_thr: float, criterion: str = 'coarse') -> torch.Tensor:
         """(B,) bool: elements whose remaining work is below ``stop_thr``.
 
         ``'coarse'``: share of pixels still in the coarse state whose prediction disagrees
@@ -230,10 +323,38 @@ class DiffusionRefiner(BaseModel):
         never = torch.zeros(pred.shape[0], dtype=torch.bool, device=pred.device)
         if stop_thr <= 0:
             return never
-        if self.test_cfg['stop_criterion'] == 'change':
+        if criterion not in STOP_CRITERIA:
+            raise ValueError(f'stop_criterion must be one of {STOP_CRITERIA}, got {criterion!r}')
+        if criterion == 'change':
             if call_idx == 0:
                 return never
             share = (pred != pred_prev).flatten(1).float().mean(1)
         else:
             share = (~out.fine_map & (pred != (coarse >= 0.5))).flatten(1).float().mean(1)
         return share < stop_thr
+
+
+class _TimedFirstCall:
+    """Calls ``fn``; logs how long the first call took (torch.compile's warm-up)."""
+
+    def __init__(self, fn, what: str):
+        self.fn, self.what, self.first = fn, what, True
+
+    def __call__(self, *args):
+        if not self.first:
+            return self.fn(*args)
+        start = time.perf_counter()
+        out = self.fn(*args)
+        self.first = False
+        _log_once(f'{self.what}: {time.perf_counter() - start:.1f} s')
+        return out
+
+
+_LOGGED = set()
+
+
+def _log_once(msg: str, level: int = logging.INFO) -> None:
+    """Log ``msg`` to mmengine's current logger, once per process."""
+    if msg not in _LOGGED:
+        _LOGGED.add(msg)
+        print_log(msg, logger='current', level=level)

@@ -4,6 +4,13 @@ Module names and shapes follow the reference ``DenoiseUNet`` (itself improved-di
 ``UNetModel``) one to one, so the released SegRefiner checkpoints (keys under
 ``denoise_model.``) load unchanged. The network maps ``(image ++ mask_t, t)`` to logits and
 knows nothing about masks or the diffusion schedule.
+
+Fast path (:meth:`SegRefinerUNet.set_channels_last` + ``torch.autocast(dtype=torch.bfloat16)``):
+every op keeps bf16 activations in the channels_last layout, so the convolutions reach
+oneDNN's native bf16 kernels (AVX512-BF16, AMX) without layout or dtype round trips: GroupNorm
+normalizes bf16 input directly (the kernel accumulates its statistics in float32), attention
+works on (B, H*W, C) tokens, which are a view of a channels_last tensor, and nearest
+upsampling and concatenation keep the layout.
 """
 from abc import abstractmethod
 from typing import Sequence
@@ -17,9 +24,17 @@ from mmseg_refiner.registry import MODELS
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the input dtype (as improved-diffusion)."""
+    """GroupNorm with float32 statistics whatever the input dtype (as improved-diffusion).
+
+    bfloat16 input is normalized as it is: torch's kernels accumulate mean and variance in
+    float32 and round only the output, which is what a float32 round trip gives too, without
+    the two extra copies (measured on the shipped model: docs/fast_path.md). Other reduced
+    dtypes (float16) are normalized in float32 and cast back.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.bfloat16:
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         return super().forward(x.float()).type(x.dtype)
 
 
@@ -111,7 +126,9 @@ class AttentionBlock(nn.Module):
 
     ``qkv`` is a 1x1 conv1d; its output channels are split head by head, and within a head
     into q, k, v (the "legacy" order of the released weights). Attention itself is torch's
-    ``scaled_dot_product_attention`` with the same 1/sqrt(head_dim) scaling.
+    ``scaled_dot_product_attention`` with the same 1/sqrt(head_dim) scaling. The block works
+    on (B, H*W, C) tokens (the 1x1 convs applied as matmuls), which keeps channels_last
+    activations in place.
     """
 
     def __init__(self, channels: int, num_heads: int = 1, norm_num_groups: int = 32):
@@ -125,15 +142,17 @@ class AttentionBlock(nn.Module):
         self.proj_out = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, *spatial = x.shape
-        x = x.reshape(b, c, -1)
-        qkv = self.qkv(self.norm(x))  # (B, 3C, N)
+        b, c, height, width = x.shape
+        # (B, N, C) tokens: a view when x is channels_last, so 1x1 convs become plain matmuls
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        qkv = F.linear(tokens, self.qkv.weight[..., 0], self.qkv.bias)  # (B, N, 3C)
         head_dim = c // self.num_heads
-        qkv = qkv.reshape(b, self.num_heads, 3 * head_dim, -1).transpose(-1, -2)
+        qkv = qkv.reshape(b, -1, self.num_heads, 3 * head_dim).transpose(1, 2)
         q, k, v = qkv.split(head_dim, dim=-1)  # each (B, heads, N, head_dim)
-        h = F.scaled_dot_product_attention(q, k, v)
-        h = h.transpose(-1, -2).reshape(b, c, -1)
-        return (x + self.proj_out(h)).reshape(b, c, *spatial)
+        h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, c)
+        h = F.linear(h, self.proj_out.weight[..., 0], self.proj_out.bias)
+        # back to (B, C, H, W), channels_last in memory
+        return x + h.reshape(b, height, width, c).permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -221,6 +240,24 @@ class SegRefinerUNet(BaseModule):
         self.out = nn.Sequential(
             normalization(ch, norm_num_groups), nn.SiLU(),
             zero_module(nn.Conv2d(model_channels, out_channels, 3, padding=1)))
+        self.channels_last = False
+
+    def set_channels_last(self, enabled: bool = True) -> 'SegRefinerUNet':
+        """Keep weights and activations in the channels_last (NHWC) memory layout, or not.
+
+        The layout changes neither the parameters' values nor the state-dict keys; inputs are
+        converted in :meth:`forward`. channels_last is what oneDNN's fast bf16 kernels use.
+
+        Args:
+            enabled (bool): channels_last (True) or torch's default layout. Defaults to True.
+
+        Returns:
+            SegRefinerUNet: self.
+        """
+        if enabled != self.channels_last:
+            self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+            self.channels_last = bool(enabled)
+        return self
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict logits of the clean map.
@@ -237,6 +274,8 @@ class SegRefinerUNet(BaseModule):
         if h % self.downsample_factor or w % self.downsample_factor:
             raise ValueError(f'input size {h}x{w} must be divisible by '
                              f'{self.downsample_factor} (the U-Net downsampling factor)')
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         emb = self.time_embed(t.long())
         hs = []
         for module in self.input_blocks:

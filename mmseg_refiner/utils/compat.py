@@ -1,42 +1,17 @@
-"""Fixes for the current OpenMMLab stack, applied once when ``mmseg_refiner`` is imported.
+"""Compatibility with the current OpenMMLab stack, without changing the host process.
 
-* torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, while mmengine 0.10
-  calls ``torch.load`` without the argument. Checkpoints written by mmengine's CheckpointHook
-  pickle a ``HistoryBuffer`` and numpy objects, so ``load_from`` and ``resume`` fail. We
-  re-register mmengine's local-file loader with ``weights_only=False`` (files the user named
-  explicitly; the same trust mmengine had before torch 2.6).
+Up to version 0.2 importing the plugin re-registered mmengine's local checkpoint loader with
+``weights_only=False`` so that mmengine checkpoints (which pickle a ``HistoryBuffer`` and numpy
+objects) load on torch >= 2.6. That made every checkpoint the host mmdet / mmseg process
+loaded fully unpickled. Nothing is patched any more:
+
+* the plugin loads its weights with :func:`mmseg_refiner.utils.checkpoint.load_checkpoint`
+  (weights only, with an allow-list of exactly the types mmengine checkpoints contain);
+* ``tools/train.py`` runs its Runner inside
+  :func:`mmseg_refiner.utils.checkpoint.mmengine_safe_globals`, so ``load_from`` and
+  ``resume`` of the plugin's own training work with the same allow-list.
 """
-import inspect
-
-import torch
-
-_APPLIED = False
 
 
-def _torch_load_full(filename, map_location=None):
-    """``torch.load`` of a trusted local checkpoint with full unpickling."""
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def _patch_local_checkpoint_loader():
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    if 'weights_only' not in inspect.signature(torch.load).parameters:
-        return
-
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local(filename, map_location):
-        import os.path as osp
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return _torch_load_full(filename, map_location=map_location)
-
-
-def apply_compat_patches():
-    """Apply all compatibility fixes (idempotent)."""
-    global _APPLIED
-    if _APPLIED:
-        return
-    _patch_local_checkpoint_loader()
-    _APPLIED = True
+def apply_compat_patches() -> None:
+    """Kept for backward compatibility; there is nothing to patch (a no-op)."""

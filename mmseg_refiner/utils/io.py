@@ -1,12 +1,18 @@
-"""Image / mask IO with clear errors and atomic writes (mmcv image IO underneath)."""
+"""Image / mask IO with clear errors and atomic writes (mmcv image IO underneath).
+
+mmcv is imported inside the functions: ``import mmcv`` imports torch, and the command line
+imports this module (for :class:`InputError`) before it knows whether it needs either.
+"""
 import contextlib
 import os
 import os.path as osp
 import tempfile
 from typing import Union
 
-import mmcv
 import numpy as np
+
+# File extensions read as images (lower case), the one list every folder reader uses.
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class InputError(ValueError):
@@ -43,6 +49,7 @@ def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.nda
     refused rather than silently rescaled.
     """
     if isinstance(image, (str, os.PathLike)):
+        import mmcv
         path = str(image)
         if not osp.isfile(path):
             raise InputError(f'{name} file not found: {path}')
@@ -99,6 +106,7 @@ def maskread_checked(mask: Union[str, np.ndarray], name: str = 'mask') -> np.nda
     foreground in palette/RGB exports).
     """
     if isinstance(mask, (str, os.PathLike)):
+        import mmcv
         path = str(mask)
         if not osp.isfile(path):
             raise InputError(f'{name} file not found: {path}')
@@ -126,6 +134,7 @@ def maskwrite_atomic(mask: np.ndarray, path: str) -> None:
 
 def imwrite_atomic(img: np.ndarray, path: str, what: str = 'image') -> None:
     """Write an image atomically (format from ``path``'s extension)."""
-    with atomic_write(path) as tmp:
-        if not mmcv.imwrite(img, tmp, auto_mkdir=False):
+    import mmcv
+    with atomic_write(path) as tmp:  # creates the folder: no ``auto_mkdir`` (deprecated)
+        if not mmcv.imwrite(img, tmp):
             raise OSError(f'could not write {what} {path}')

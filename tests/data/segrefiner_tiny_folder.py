@@ -1,16 +1,17 @@
-# Tiny training config for tests/test_train.py: a ~30 k-parameter refiner on 32x32 crops of
-# the folder data generated under REFINER_DATA_ROOT (train/ and val/ sub-folders). Seconds per
-# run on a CPU; exercises the same Runner, hooks, dataset and transforms as the real configs.
-_base_ = ['../../configs/segrefiner/segrefiner_small_folder.py']
+# Tiny training config for tests/test_train.py: the tiny refiner
+# (configs/_base_/models/segrefiner_tiny_unet.py) on 32x32 crops of the folder data generated
+# under REFINER_DATA_ROOT (train/ and val/ sub-folders). Seconds per run on a CPU; exercises
+# the same Runner, hooks, dataset and transforms as the real configs.
+_base_ = [
+    '../../configs/_base_/models/segrefiner_tiny_unet.py',
+    '../../configs/_base_/datasets/people_hair_folder_refine.py',
+    '../../configs/_base_/schedules/segrefiner_iter_4k.py',
+    '../../configs/_base_/default_runtime.py'
+]
 
 data_root = '{{$REFINER_DATA_ROOT:data}}'
 crop_size = 32
 max_iters = 2
-
-model = dict(
-    backbone=dict(model_channels=8, channel_mult=(1, 2), attention_strides=(2, ), num_heads=1,
-                  norm_num_groups=4),
-    test_cfg=dict(crop_size=crop_size, batch_size=4, area_thr=16, pad=4))
 
 train_pipeline = [
     dict(type='LoadImageAndMask'),

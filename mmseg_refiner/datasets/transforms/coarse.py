@@ -5,8 +5,10 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, degrade, fill_outer_contours,
-                                                     mask_iou, synthesize_coarse)
+                                                     synthesize_coarse)
 from mmseg_refiner.registry import TRANSFORMS
+from mmseg_refiner.utils.masks import mask_iou
+
 from .rng import SampleRNG
 
 DEFAULT_MODE_PROBS = dict(reference=0.6, lowres=0.1, polygon=0.1, blur=0.1, holes_islands=0.1)
@@ -18,7 +20,8 @@ class GenerateCoarseMask(BaseTransform):
 
     Per sample: an IoU target is drawn uniformly from ``iou_range``, a mode from
     ``mode_probs`` (the reference's boundary modification, or one of the degradations
-    ``lowres`` / ``polygon`` / ``blur`` / ``holes_islands``), then random dilate/erode rounds
+    ``lowres`` / ``polygon`` / ``blur`` / ``holes_islands`` / ``hull`` / ``morph`` /
+    ``jitter``), then random dilate/erode rounds
     run until the IoU is below the target (see
     :func:`~mmseg_refiner.datasets.coarse_synthesis.synthesize_coarse`). The reference uses
     one target, 0.8 (``iou_range=(0.8, 0.8)``: no lower bound), on full images; place this
@@ -140,10 +143,10 @@ class GenerateCoarseMask(BaseTransform):
         mode = self.modes[int(rng.choice(len(self.modes), p=self.probs))]
         expanded = self.expand_prob > 0 and rng.random() < self.expand_prob
         source = fill_outer_contours(gt) if expanded else gt
-        coarse, _, used = synthesize_coarse(
-            source, rng, iou_target=target, iou_min=iou_min, mode=mode,
-            mode_kwargs=self.mode_kwargs.get(mode), boundary_modify=self.boundary_modify,
-            **self.perturb_kwargs)
+        coarse, _, used = synthesize_coarse(source, rng, iou_target=target, iou_min=iou_min,
+                                            mode=mode, mode_kwargs=self.mode_kwargs.get(mode),
+                                            boundary_modify=self.boundary_modify,
+                                            **self.perturb_kwargs)
         return coarse, 'expanded' if expanded else used
 
     def __repr__(self):

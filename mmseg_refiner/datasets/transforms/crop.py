@@ -11,6 +11,7 @@ from mmcv.transforms import BaseTransform
 
 from mmseg_refiner.inference.crops import crop_resize_image, crop_resize_mask, mask_to_box
 from mmseg_refiner.registry import TRANSFORMS
+
 from .rng import SampleRNG
 
 MASK_KEYS = ('gt_mask', 'coarse_mask')
@@ -93,8 +94,9 @@ class CropAroundObject(BaseTransform):
             lim = np.full(4, float(self.max_context))
         pads = rng.uniform(0, 1, 4) * lim if self.random else lim
         pads = np.round(pads).astype(int)
-        return (max(0, x0 - pads[0]), max(0, y0 - pads[1]), min(w, x1 + pads[2]),
-                min(h, y1 + pads[3]))
+        return (max(0, x0 - pads[0]), max(0,
+                                          y0 - pads[1]), min(w,
+                                                             x1 + pads[2]), min(h, y1 + pads[3]))
 
     def transform(self, results: dict) -> dict:
         shape = results['img'].shape
@@ -150,8 +152,7 @@ class RefinerRandomFlip(BaseTransform):
             results['img'] = mmcv.imflip(results['img'], self.direction)
             for key in MASK_KEYS:
                 if results.get(key) is not None:
-                    results[key] = np.ascontiguousarray(mmcv.imflip(results[key],
-                                                                    self.direction))
+                    results[key] = np.ascontiguousarray(mmcv.imflip(results[key], self.direction))
         results['flip'] = flip
         results['flip_direction'] = self.direction if flip else None
         return results

@@ -8,9 +8,9 @@ from mmengine.structures import BaseDataElement, PixelData
 
 from mmseg_refiner.registry import TRANSFORMS
 
-DEFAULT_META_KEYS = ('img_path', 'mask_path', 'sample_id', 'sample_idx', 'ori_shape',
-                     'img_shape', 'crop_box', 'crop_mode', 'flip', 'flip_direction',
-                     'coarse_iou', 'coarse_mode')
+DEFAULT_META_KEYS = ('img_path', 'mask_path', 'sample_id', 'sample_idx', 'ori_shape', 'img_shape',
+                     'crop_box', 'crop_mode', 'flip', 'flip_direction', 'coarse_iou',
+                     'coarse_mode')
 
 
 def _mask_tensor(mask: np.ndarray, key: str, shape) -> torch.Tensor:
@@ -40,8 +40,7 @@ class PackRefinerInputs(BaseTransform):
         require_coarse (bool): Raise when there is no coarse mask. Defaults to True.
     """
 
-    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS,
-                 require_coarse: bool = True):
+    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS, require_coarse: bool = True):
         self.meta_keys = tuple(meta_keys)
         self.require_coarse = require_coarse
 
@@ -50,8 +49,7 @@ class PackRefinerInputs(BaseTransform):
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f'img must be (H, W, 3), got {img.shape}')
         inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = BaseDataElement(
-            metainfo={k: results[k] for k in self.meta_keys if k in results})
+        sample = BaseDataElement(metainfo={k: results[k] for k in self.meta_keys if k in results})
         sample.gt_mask = PixelData(data=_mask_tensor(results['gt_mask'], 'gt_mask', img.shape))
         if results.get('coarse_mask') is not None:
             sample.coarse_mask = PixelData(

@@ -7,6 +7,7 @@ from mmcv.transforms import BaseTransform
 
 from mmseg_refiner.inference.crops import mask_to_box
 from mmseg_refiner.registry import TRANSFORMS
+
 from .crop import _size_wh, crop_results
 from .rng import SampleRNG
 
@@ -20,8 +21,9 @@ def _object_box(gt: np.ndarray, rng: np.random.Generator) -> Box:
     if box is None:
         return 0, 0, w, h
     x0, y0, x1, y1 = box
-    return (int(rng.integers(0, x0 + 1)), int(rng.integers(0, y0 + 1)),
-            int(rng.integers(x1, w + 1)), int(rng.integers(y1, h + 1)))
+    return (int(rng.integers(0, x0 + 1)), int(rng.integers(0,
+                                                           y0 + 1)), int(rng.integers(x1, w + 1)),
+            int(rng.integers(y1, h + 1)))
 
 
 def _mixed(gt: np.ndarray, box: Box) -> bool:
@@ -30,8 +32,7 @@ def _mixed(gt: np.ndarray, box: Box) -> bool:
     return bool(patch.any()) and not bool(patch.all())
 
 
-def _patch_box(gt: np.ndarray, patch: int, rng: np.random.Generator,
-               tries: int = 10) -> Box:
+def _patch_box(gt: np.ndarray, patch: int, rng: np.random.Generator, tries: int = 10) -> Box:
     """A ``patch`` x ``patch`` window around a random boundary pixel (jittered by up to a
     quarter patch) that holds both foreground and background; a random window when the
     mask has no boundary."""

@@ -5,26 +5,19 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmseg_refiner.registry import TRANSFORMS
-from mmseg_refiner.utils.io import InputError, imread_checked, maskread_checked
+from mmseg_refiner.utils.io import InputError, maskread_checked
+from mmseg_refiner.utils.masks import decode_segmentation
+
+from ..cache import read_image, read_mask, resize_mask
 from .rng import SampleRNG
 
 
-def decode_coco_segmentation(segm, height: int, width: int) -> np.ndarray:
-    """Decode a COCO/LVIS ``segmentation`` (polygons, RLE or uncompressed RLE).
-
-    Returns:
-        np.ndarray: (height, width) uint8 0/1 mask.
-    """
-    from pycocotools import mask as mask_utils
-    if isinstance(segm, list):  # polygons: one object may have several parts
-        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    elif isinstance(segm, dict) and isinstance(segm.get('counts'), list):
-        rle = mask_utils.frPyObjects(segm, height, width)
-    elif isinstance(segm, dict):
-        rle = segm
-    else:
-        raise InputError(f'unsupported COCO segmentation of type {type(segm).__name__}')
-    return mask_utils.decode(rle).astype(np.uint8)
+def _scale_like(mask: np.ndarray, img_shape) -> np.ndarray:
+    """A decoded annotation scaled to the (down-scaled) image size when it is larger."""
+    h, w = img_shape[:2]
+    if mask.shape[0] <= h and mask.shape[1] <= w:
+        return mask
+    return resize_mask(mask, (w, h))
 
 
 def _check_same_size(mask: np.ndarray, img_shape, mask_name: str, img_name: str) -> None:
@@ -51,8 +44,7 @@ class LoadMaskFromFile(BaseTransform):
         check_size (bool): Raise when the mask and ``img`` differ in size. Defaults to True.
     """
 
-    def __init__(self, key: str = 'gt_mask', path_key: str = 'mask_path',
-                 check_size: bool = True):
+    def __init__(self, key: str = 'gt_mask', path_key: str = 'mask_path', check_size: bool = True):
         self.key = key
         self.path_key = path_key
         self.check_size = check_size
@@ -100,25 +92,43 @@ class LoadImageAndMask(BaseTransform):
         seed (int, optional): See :mod:`~mmseg_refiner.datasets.transforms.rng`.
             Defaults to None.
         fixed_per_sample (bool): Same choice for a sample at every load. Defaults to False.
+        max_side (int, optional): Down-scale the image and its mask files so the long side
+            is at most this (area interpolation; masks thresholded at 0.5). Sizes are then
+            those of the scaled arrays. Defaults to None (full resolution).
+        cache_mb (int): Budget of this process's cache of decoded images and mask files
+            (:mod:`~mmseg_refiner.datasets.cache`; one per data-loader worker). Defaults to
+            0 (no cache).
     """
 
     def __init__(self, load_coarse: bool = True, expand_prob: float = 0.5,
-                 seed: Optional[int] = None, fixed_per_sample: bool = False):
+                 seed: Optional[int] = None, fixed_per_sample: bool = False,
+                 max_side: Optional[int] = None, cache_mb: int = 0):
         if not 0 <= expand_prob <= 1:
             raise ValueError(f'expand_prob must be in [0, 1], got {expand_prob}')
+        if (max_side is not None and max_side <= 0) or cache_mb < 0:
+            raise ValueError(f'need max_side > 0 (or None) and cache_mb >= 0, got '
+                             f'max_side={max_side}, cache_mb={cache_mb}')
         self.load_coarse = load_coarse
         self.expand_prob = expand_prob
+        self.max_side = max_side
+        self.cache_bytes = int(cache_mb) << 20
         self.rng = SampleRNG(seed, fixed_per_sample)
+
+    def _read_mask(self, path: str) -> np.ndarray:
+        return read_mask(path, self.max_side, self.cache_bytes)
 
     def _load_gt(self, results: dict, img_shape) -> np.ndarray:
         img_name = results['img_path']
         if results.get('mask_path'):
-            mask = maskread_checked(results['mask_path'], name='mask').astype(np.uint8)
+            mask = self._read_mask(results['mask_path'])
             _check_same_size(mask, img_shape, results['mask_path'], img_name)
             return mask
         if 'mask_ann' in results:
             h, w = results.get('height', img_shape[0]), results.get('width', img_shape[1])
-            mask = decode_coco_segmentation(results['mask_ann'], h, w)
+            mask = decode_segmentation(results['mask_ann'], h, w,
+                                       where=f'annotation of {img_name}').astype(np.uint8)
+            if self.max_side:
+                mask = _scale_like(mask, img_shape)
             _check_same_size(mask, img_shape, f'annotation of {img_name} ({w}x{h})', img_name)
             return mask
         raise KeyError(f'sample {img_name} has neither mask_path nor mask_ann')
@@ -129,12 +139,12 @@ class LoadImageAndMask(BaseTransform):
         path, mode = ((results['expanded_path'], 'expanded') if use_expanded else
                       (results.get('coarse_path'), 'offline'))
         if path:
-            mask = maskread_checked(path, name='coarse mask').astype(np.uint8)
+            mask = self._read_mask(path)
             _check_same_size(mask, img_shape, path, results['img_path'])
             results['coarse_mask'], results['coarse_mode'] = mask, mode
 
     def transform(self, results: dict) -> dict:
-        img = imread_checked(results['img_path'])
+        img = read_image(results['img_path'], self.max_side, self.cache_bytes)
         results['img'] = img
         results['img_shape'] = results['ori_shape'] = img.shape[:2]
         results['gt_mask'] = self._load_gt(results, img.shape)
@@ -144,4 +154,4 @@ class LoadImageAndMask(BaseTransform):
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(load_coarse={self.load_coarse}, '
-                f'expand_prob={self.expand_prob})')
+                f'expand_prob={self.expand_prob}, max_side={self.max_side})')

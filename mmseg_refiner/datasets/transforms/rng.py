@@ -13,16 +13,32 @@ With an integer ``seed`` every call gets its own generator seeded from
   and a run with the same seed, worker count and sampler order is reproducible.
 
 The sample key is ``results['sample_key']`` when a dataset provides it, else
-``img_path`` + ``sample_id`` (+ ``crop_mode``).
+``img_path`` + ``sample_id`` (+ ``crop_mode``). A resumed training run adds a *run salt*
+(:func:`set_run_salt`, set by :class:`~mmseg_refiner.engine.loops.ReseedingIterBasedTrainLoop`)
+so it does not replay the first run's draws. The generators come from
+:func:`mmseg_refiner.utils.rng.keyed_generator`, the package's one recipe.
 """
 import os
-import zlib
 from collections import defaultdict
 from typing import Optional
 
 import numpy as np
 import torch.utils.data
 from mmengine.dist import get_rank
+
+from mmseg_refiner.utils.rng import keyed_generator
+
+_RUN = {'salt': 0}
+
+
+def set_run_salt(salt: int) -> None:
+    """Mix ``salt`` into every training draw from now on (0, the default, mixes nothing).
+
+    Set it in the main process before the data-loader workers start (they inherit it).
+    """
+    if not isinstance(salt, int) or salt < 0:
+        raise ValueError(f'salt must be a non-negative int, got {salt!r}')
+    _RUN['salt'] = salt
 
 
 def sample_key(results: dict) -> str:
@@ -32,10 +48,6 @@ def sample_key(results: dict) -> str:
     parts = [results.get('img_path'), results.get('sample_id'), results.get('crop_mode')]
     key = '|'.join(str(p) for p in parts if p is not None)
     return key or str(results.get('sample_idx', ''))
-
-
-def _crc(text: str) -> int:
-    return zlib.crc32(text.encode('utf-8'))
 
 
 class SampleRNG:
@@ -51,7 +63,6 @@ class SampleRNG:
             raise ValueError(f'seed must be a non-negative int or None, got {seed!r}')
         self.seed = seed
         self.fixed_per_sample = fixed_per_sample
-        self._salt = None
         self._pid = None
         self._default = None
         self._visits = defaultdict(int)
@@ -65,9 +76,10 @@ class SampleRNG:
                 self._default = np.random.default_rng()
             return self._default
         key = sample_key(results)
-        entropy = [self.seed, _crc(salt), _crc(key)]
+        parts = [self.seed, salt, key]
         if not self.fixed_per_sample:
             worker = torch.utils.data.get_worker_info()
-            entropy += [self._visits[key], worker.id if worker else 0, get_rank()]
+            parts += [self._visits[key], worker.id if worker else 0, get_rank()]
+            parts += [_RUN['salt']] if _RUN['salt'] else []
             self._visits[key] += 1
-        return np.random.default_rng(entropy)
+        return keyed_generator(*parts)

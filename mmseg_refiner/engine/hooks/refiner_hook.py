@@ -7,9 +7,8 @@ from typing import Optional, Sequence, Union
 import torch
 from mmengine.hooks import Hook
 
-from mmseg_refiner.apis import init_refiner, refine_label_map, refine_masks
+from mmseg_refiner.apis import RefineOptions, init_refiner, refine_label_map, refine_masks
 from mmseg_refiner.engine.hooks import adapters
-from mmseg_refiner.inference.strategies import MODES
 from mmseg_refiner.registry import HOOKS
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -47,10 +46,11 @@ class SegRefinerHook(Hook):
             repository works) or dict. ``None`` uses the config in the checkpoint.
         refiner_checkpoint (str, optional): Refiner weights. ``None`` with
             ``refiner_config=None``: the shipped model. Defaults to None.
-        mode (str): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto'.
+        mode (str, optional): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto'.
         steps (int | list[int], optional): Reverse steps. Defaults to the config's.
         seed (int, optional): Sampling seed, the same for every image. Defaults to 0.
-        device (str, optional): Refiner device. Defaults to the model's device.
+        device (str, optional): Refiner device ('auto', 'cpu', 'cuda', 'cuda:1').
+            Defaults to the model's device.
         area_thr (int, optional): Masks smaller than this (px) are kept as they are.
             Defaults to the refiner config's ``test_cfg.area_thr``.
         score_thr (float): Instances scoring below it are not refined. Defaults to 0.
@@ -62,6 +62,16 @@ class SegRefinerHook(Hook):
             ``len(metainfo['classes'])``.
         refine_val (bool): Refine in the val loop. Defaults to True.
         refine_test (bool): Refine in the test loop. Defaults to True.
+        refine_options (dict, optional): Inference options, the fields of
+            :class:`~mmseg_refiner.apis.RefineOptions` (``preset``, ``stop_thr``,
+            ``stop_criterion``, ``guard``, ``autocast``, ...). ``mode`` / ``steps`` / ``seed``
+            and ``**options`` override it. Defaults to None (the refiner config's test_cfg).
+        cfg_options (dict, optional): Overrides of the refiner config, keys are paths in the
+            whole config (``{'model.test_cfg.hr_size': 1024}``). Defaults to None.
+        trust_checkpoint (bool): Load a refiner checkpoint that holds more than tensors
+            (full unpickling). Defaults to False.
+        **options: Any :class:`RefineOptions` field given directly, e.g.
+            ``preset='reference'``.
     """
 
     priority = 'LOW'  # wrap last, after hooks that may replace runner.model
@@ -69,9 +79,9 @@ class SegRefinerHook(Hook):
     def __init__(self,
                  refiner_config: Union[str, dict, None] = None,
                  refiner_checkpoint: Optional[str] = None,
-                 mode: str = 'auto',
+                 mode: Optional[str] = None,
                  steps=None,
-                 seed: Optional[int] = 0,
+                 seed: Optional[int] = None,
                  device: Optional[str] = None,
                  area_thr: Optional[int] = None,
                  score_thr: float = 0.0,
@@ -79,14 +89,19 @@ class SegRefinerHook(Hook):
                  classes: Optional[Sequence[Union[int, str]]] = None,
                  ignore_index: Optional[int] = None,
                  refine_val: bool = True,
-                 refine_test: bool = True):
-        assert mode in MODES, f'mode must be one of {MODES}, got {mode!r}'
+                 refine_test: bool = True,
+                 refine_options: Optional[dict] = None,
+                 cfg_options: Optional[dict] = None,
+                 trust_checkpoint: bool = False,
+                 **options):
         assert max_instances is None or max_instances >= 0, \
             f'max_instances must be None or >= 0, got {max_instances}'
+        self.options = _hook_options(refine_options, mode=mode, steps=steps, seed=seed, **options)
         self.refiner_config = refiner_config if isinstance(refiner_config, dict) else \
             _resolve_path(refiner_config, 'refiner_config')
         self.refiner_checkpoint = _resolve_path(refiner_checkpoint, 'refiner_checkpoint')
-        self.mode, self.steps, self.seed, self.device = mode, steps, seed, device
+        self.device, self.cfg_options = device, dict(cfg_options or {})
+        self.trust_checkpoint = trust_checkpoint
         self.area_thr, self.score_thr, self.max_instances = area_thr, score_thr, max_instances
         self.classes, self.ignore_index = classes, ignore_index
         self.refine_val, self.refine_test = refine_val, refine_test
@@ -97,7 +112,7 @@ class SegRefinerHook(Hook):
     @property
     def _options(self) -> dict:
         """Keyword arguments of the API calls."""
-        return dict(mode=self.mode, steps=self.steps, seed=self.seed)
+        return dict(options=self.options)
 
     def before_val(self, runner) -> None:
         """Build the refiner (once) and wrap ``runner.model.val_step``."""
@@ -135,10 +150,17 @@ class SegRefinerHook(Hook):
     def _build_refiner(self, model) -> None:
         if self.refiner is not None:
             return
-        device = self.device or _model_device(model)
-        options = None if self.area_thr is None else {'test_cfg.area_thr': self.area_thr}
-        self.refiner = init_refiner(self.refiner_config, self.refiner_checkpoint, device,
-                                    options)
+        from mmseg_refiner.utils.hardware import resolve_device
+        device = _model_device(model) if self.device is None else resolve_device(self.device)
+        cfg_options = dict(self.cfg_options)
+        if self.area_thr is not None:
+            cfg_options['model.test_cfg.area_thr'] = self.area_thr
+        self.refiner = init_refiner(
+            self.refiner_config,
+            self.refiner_checkpoint,
+            device,
+            cfg_options=cfg_options or None,
+            trust_checkpoint=self.trust_checkpoint)
 
     def _read_loop_meta(self, loop) -> None:
         """Class names, ignore index and panoptic void id from the loop's dataset/evaluator."""
@@ -220,17 +242,35 @@ class SegRefinerHook(Hook):
                              'panoptic void id is unknown: set ignore_index in the hook')
         ids = adapters.label_map(sample.pred_panoptic_seg, 'sem_seg')
         todo = adapters.panoptic_ids(ids, self._void, self._class_ids)
-        refined = refine_label_map(self.refiner, image, ids, ignore_index=self._void,
-                                   classes=todo, **self._options)
+        refined = refine_label_map(
+            self.refiner, image, ids, ignore_index=self._void, classes=todo, **self._options)
         adapters.write_label_map(sample.pred_panoptic_seg, 'sem_seg', refined)
         self._stats['predictions'] += 1
 
     def _refine_semantic(self, sample, image) -> None:
         labels = adapters.label_map(sample.pred_sem_seg, 'data')
-        refined = refine_label_map(self.refiner, image, labels, ignore_index=self._ignore_index,
-                                   classes=self._class_ids, **self._options)
+        refined = refine_label_map(
+            self.refiner,
+            image,
+            labels,
+            ignore_index=self._ignore_index,
+            classes=self._class_ids,
+            **self._options)
         adapters.write_label_map(sample.pred_sem_seg, 'data', refined)
         self._stats['predictions'] += 1
+
+
+def _hook_options(refine_options: Optional[dict], **given) -> RefineOptions:
+    """The hook's options: seed 0, then ``refine_options``, then the keywords that are set.
+
+    Raises:
+        ValueError: an unknown option name or an invalid value (named in the message).
+    """
+    try:
+        options = RefineOptions(seed=0).merged(**RefineOptions.coerce(refine_options).to_dict())
+        return options.merged(**given).validate()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f'SegRefinerHook: {exc}') from None
 
 
 def _model_device(model) -> str:

@@ -1,0 +1,172 @@
+"""What the machine at hand offers: devices, native bfloat16, threads.
+
+Every entry point (the CLI, ``tools/test.py``, the hook, the benchmark) resolves its
+``--device`` and ``--threads`` here, so the choices and their error messages are the same
+everywhere. torch is imported inside the functions: importing this module stays cheap.
+"""
+import functools
+import logging
+import os
+import re
+from typing import List, Optional
+
+# CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmul/conv run natively:
+# AVX512-BF16 (Intel Cooper Lake+, AMD Zen 4+), AMX-BF16 (Intel Sapphire Rapids+), Arm BF16.
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16', 'bf16')
+
+_threads_set = None  # the count setup_threads applied last (logged once per change)
+
+
+class DeviceError(ValueError):
+    """A requested device does not exist on this machine (the message lists those that do)."""
+
+
+def available_devices() -> List[str]:
+    """``['cpu']`` plus ``'cuda'`` and ``'cuda:<i>'`` for every visible GPU."""
+    import torch
+    devices = ['cpu']
+    if torch.cuda.is_available():
+        devices += ['cuda'] + [f'cuda:{i}' for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def resolve_device(device: Optional[str] = 'auto') -> str:
+    """The torch device string to use for ``device``.
+
+    Args:
+        device (str, optional): 'auto' or None (``'cuda'`` when available, else ``'cpu'``),
+            'cpu', 'cuda' or 'cuda:<index>'. Defaults to 'auto'.
+
+    Returns:
+        str: A device that exists, e.g. 'cpu' or 'cuda:1'.
+
+    Raises:
+        DeviceError: ``device`` is malformed or not available; the message lists the
+            available devices.
+    """
+    available = available_devices()
+    if device is None or str(device).strip().lower() == 'auto':
+        return 'cuda' if 'cuda' in available else 'cpu'
+    name = str(device).strip().lower()
+    if not re.fullmatch(r'cpu|cuda(:\d+)?', name):
+        raise DeviceError(f'unknown device {device!r}: use auto, cpu, cuda or cuda:<index>; '
+                          f'available here: {", ".join(available)}')
+    if name not in available:
+        raise DeviceError(f'device {device!r} is not available; available here: '
+                          f'{", ".join(available)}')
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_flags() -> frozenset:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+    except OSError:
+        return frozenset()
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        if key.strip().lower() in ('flags', 'features'):  # x86: flags, Arm: Features
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def _torch_cpu_capability() -> str:
+    """torch's dispatch level for vectorized CPU kernels, e.g. 'AVX512' or 'AMX'."""
+    import torch
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return ''
+
+
+def native_bf16(device: str = 'cpu') -> bool:
+    """Whether bfloat16 matmuls and convolutions run natively (fast) on ``device``.
+
+    On CPU: one of :data:`BF16_CPU_FLAGS` in ``/proc/cpuinfo``, or torch reports an AMX
+    dispatch level. Elsewhere (AVX2, AVX512 without BF16) bf16 is emulated and slower than
+    fp32. On CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and newer).
+
+    Args:
+        device (str | torch.device): The device. Defaults to 'cpu'.
+    """
+    import torch
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if dev.type != 'cpu':
+        return False
+    return bool(_cpu_flags() & set(BF16_CPU_FLAGS)) or 'AMX' in _torch_cpu_capability()
+
+
+def cpu_model() -> str:
+    """The CPU model line (``model name`` of ``/proc/cpuinfo``, else the platform's)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.lower().startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine() or 'unknown CPU'
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def setup_threads(threads: Optional[int] = None,
+                  logger: Optional[logging.Logger] = None) -> int:
+    """Set the torch and OpenCV thread counts once, and say so in one log line.
+
+    Args:
+        threads (int, optional): Threads to use; None = the cores this process may use
+            (:func:`usable_cores`). More than that is clamped, with a warning.
+        logger (logging.Logger, optional): Where the line goes; None = mmengine's current
+            logger. Defaults to None.
+
+    Returns:
+        int: The thread count applied.
+
+    Raises:
+        ValueError: ``threads`` is 0 or negative.
+    """
+    global _threads_set
+    import torch
+    cores = usable_cores()
+    log = logger or _default_logger()
+    if threads is None:
+        threads = cores
+    threads = int(threads)
+    if threads <= 0:
+        raise ValueError(f'threads must be a positive number, got {threads} '
+                         f'(this process may use {cores} cores)')
+    if threads > cores:
+        log.warning(f'threads={threads} is more than the {cores} cores this process may use: '
+                    f'using {cores} (more threads than cores only oversubscribes them)')
+        threads = cores
+    torch.set_num_threads(threads)
+    try:
+        import cv2
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
+    if _threads_set != threads:
+        log.info(f'threads: {threads} (torch and OpenCV; {cores} cores usable)')
+        _threads_set = threads
+    return threads
+
+
+def _default_logger() -> logging.Logger:
+    try:
+        from mmengine.logging import MMLogger
+        return MMLogger.get_current_instance()
+    except ImportError:
+        return logging.getLogger('mmseg_refiner')

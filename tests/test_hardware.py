@@ -1,0 +1,126 @@
+"""Tests of mmseg_refiner.utils.hardware: devices, native bf16 detection, threads."""
+import logging
+
+import pytest
+import torch
+
+from mmseg_refiner.utils import hardware
+from mmseg_refiner.utils.hardware import DeviceError, native_bf16, resolve_device, setup_threads
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+
+
+@pytest.mark.parametrize('given', ['auto', None, 'AUTO', ' auto '])
+def test_auto_is_cpu_without_cuda(no_cuda, given):
+    assert resolve_device(given) == 'cpu'
+
+
+def test_auto_is_cuda_when_available(two_gpus):
+    assert resolve_device('auto') == 'cuda'
+    assert resolve_device('cuda:1') == 'cuda:1'
+    assert resolve_device('CPU') == 'cpu'
+
+
+def test_cuda_without_cuda_names_the_available_devices(no_cuda):
+    with pytest.raises(DeviceError, match=r"'cuda' is not available; available here: cpu"):
+        resolve_device('cuda')
+    assert issubclass(DeviceError, ValueError)
+
+
+@pytest.mark.parametrize('bad', ['gpu', 'cuda:x', 'cuda1', 'tpu:0', ''])
+def test_malformed_device_is_a_clear_error(no_cuda, bad):
+    with pytest.raises(DeviceError, match='unknown device .* use auto, cpu, cuda'):
+        resolve_device(bad)
+
+
+def test_missing_gpu_index(two_gpus):
+    with pytest.raises(DeviceError, match="'cuda:2' is not available; available here: "
+                       'cpu, cuda, cuda:0, cuda:1'):
+        resolve_device('cuda:2')
+
+
+@pytest.mark.parametrize('flags, capability, expected', [
+    ({'avx512f', 'avx512_bf16'}, 'AVX512', True),
+    ({'amx_bf16', 'amx_tile'}, 'AVX512', True),
+    ({'fp', 'asimd', 'bf16'}, 'DEFAULT', True),  # Arm with BF16
+    ({'avx2', 'avx512f', 'avx512bw'}, 'AVX512', False),  # AVX-512 without BF16: emulated
+    (set(), 'AMX', True),  # no /proc/cpuinfo, torch says AMX
+    (set(), 'AVX2', False),
+])
+def test_native_bf16_on_cpu(monkeypatch, flags, capability, expected):
+    monkeypatch.setattr(hardware, '_cpu_flags', lambda: frozenset(flags))
+    monkeypatch.setattr(hardware, '_torch_cpu_capability', lambda: capability)
+    assert native_bf16('cpu') is expected
+    assert native_bf16(torch.device('cpu')) is expected
+
+
+def test_native_bf16_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
+    assert native_bf16('cuda') is False
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
+    assert native_bf16('cuda:0') is True
+
+
+def test_cpu_flags_parse_proc_cpuinfo():
+    flags = hardware._cpu_flags()
+    assert isinstance(flags, frozenset)  # empty where /proc/cpuinfo does not exist
+
+
+@pytest.fixture
+def threads_restored():
+    before = torch.get_num_threads()
+    hardware._threads_set = None
+    yield
+    torch.set_num_threads(before)
+    hardware._threads_set = None
+
+
+def test_setup_threads_defaults_to_usable_cores(monkeypatch, threads_restored, caplog):
+    monkeypatch.setattr(hardware, 'usable_cores', lambda: 1)
+    logger = logging.getLogger('test_hardware')
+    with caplog.at_level(logging.INFO, logger='test_hardware'):
+        assert setup_threads(logger=logger) == 1
+        assert setup_threads(1, logger=logger) == 1  # same count: not logged again
+    assert torch.get_num_threads() == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ['threads: 1 (torch and OpenCV; 1 cores usable)']
+
+
+def test_setup_threads_clamps_with_a_warning(monkeypatch, threads_restored, caplog):
+    monkeypatch.setattr(hardware, 'usable_cores', lambda: 1)
+    logger = logging.getLogger('test_hardware')
+    with caplog.at_level(logging.INFO, logger='test_hardware'):
+        assert setup_threads(64, logger=logger) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and 'threads=64 is more than the 1 cores' in warnings[0]
+
+
+@pytest.mark.parametrize('bad', [0, -2])
+def test_setup_threads_rejects_non_positive(threads_restored, bad):
+    with pytest.raises(ValueError, match=f'threads must be a positive number, got {bad}'):
+        setup_threads(bad)
+
+
+def test_setup_threads_sets_opencv_too(monkeypatch, threads_restored):
+    cv2 = pytest.importorskip('cv2')
+    monkeypatch.setattr(hardware, 'usable_cores', lambda: 1)
+    before = cv2.getNumThreads()
+    try:
+        setup_threads(1, logger=logging.getLogger('test_hardware'))
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
+
+
+def test_cpu_model_line_is_text():
+    assert isinstance(hardware.cpu_model(), str) and hardware.cpu_model()
