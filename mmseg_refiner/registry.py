@@ -33,43 +33,39 @@ from mmengine.registry import Registry
 SCOPE = 'mmseg_refiner'
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE)
-RUNNER_CONSTRUCTORS = Registry(
-    'runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
+RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS,
+                               scope=SCOPE)
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['mmseg_refiner.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mmseg_refiner.engine'])
 
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=['mmseg_refiner.datasets'])
-DATA_SAMPLERS = Registry(
-    'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
-    locations=['mmseg_refiner.datasets'])
-TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
-    locations=['mmseg_refiner.datasets.transforms'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
+                    locations=['mmseg_refiner.datasets'])
+DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
+                         locations=['mmseg_refiner.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
+                      locations=['mmseg_refiner.datasets.transforms'])
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['mmseg_refiner.models'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
-    locations=['mmseg_refiner.models'])
+MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
+                          locations=['mmseg_refiner.models'])
 
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope=SCOPE)
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
-    locations=['mmseg_refiner.engine'])
-OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
+                          locations=['mmseg_refiner.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
+                                      parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope=SCOPE)
 
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, scope=SCOPE, locations=['mmseg_refiner.evaluation'])
-EVALUATOR = Registry(
-    'evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE, locations=['mmseg_refiner.evaluation'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
+                   locations=['mmseg_refiner.evaluation'])
+EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
+                     locations=['mmseg_refiner.evaluation'])
 
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE)
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
-WEIGHT_INITIALIZERS = Registry(
-    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, scope=SCOPE)
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
+                               scope=SCOPE)
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, scope=SCOPE)
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE)
 INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, scope=SCOPE)

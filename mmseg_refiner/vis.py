@@ -48,8 +48,7 @@ def overlay(image_bgr: np.ndarray, mask: np.ndarray, color: Color = REFINED_COLO
     out[mask] = ((1 - alpha) * image[mask] + alpha * tint).astype(np.uint8)
     if contour:
         thickness = max(1, round(max(image.shape[:2]) / 400))
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST,
-                                       cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, color, thickness)
     return out
 
@@ -103,6 +102,8 @@ def before_after_panel(image: Optional[np.ndarray], coarse: Optional[np.ndarray]
     titles = list(titles) if titles is not None else [e[2] for e in entries]
     if len(titles) != len(entries):
         raise ValueError(f'{len(entries)} panels but {len(titles)} titles: {titles}')
-    panels = [_titled(_fit(overlay(base, mask, color), max_size), title)
-              for (mask, color, _), title in zip(entries, titles)]
+    panels = [
+        _titled(_fit(overlay(base, mask, color), max_size), title)
+        for (mask, color, _), title in zip(entries, titles)
+    ]
     return np.concatenate(panels, axis=1)

@@ -36,9 +36,10 @@ def test_prediction_samples_drops_a_trailing_loss_element():
     assert adapters.prediction_samples(samples + [loss]) == samples
 
 
-@pytest.mark.parametrize('score_thr,max_instances,expected', [
-    (0.0, None, [0, 1, 2]), (0.5, None, [0, 2]), (0.0, 2, [0, 2]), (0.7, 5, [0]),
-    (0.95, None, []), (0.0, 0, [])])
+@pytest.mark.parametrize('score_thr,max_instances,expected', [(0.0, None, [0, 1, 2]),
+                                                              (0.5, None, [0, 2]),
+                                                              (0.0, 2, [0, 2]), (0.7, 5, [0]),
+                                                              (0.95, None, []), (0.0, 0, [])])
 def test_select_instances(score_thr, max_instances, expected):
     index = adapters.select_instances(_instances(), score_thr, max_instances)
     assert index.tolist() == expected and index.dtype == np.int64

@@ -15,15 +15,7 @@ from conftest import REPO_ROOT, TINY_CONFIG, make_blob_sample
 # of _pinned_cases on the model of _pinned_refiner: the options refactor changed no pixel.
 PINNED_MASKS = osp.join(REPO_ROOT, 'tests', 'data', 'pinned_masks.npz')
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: as fast for the tiny model, and much faster than two when the
-    machine is shared (OpenMP threads spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def test_init_refiner_from_config_has_parts(tiny_refiner):
@@ -42,11 +34,8 @@ def test_init_refiner_cfg_options():
 def test_init_refiner_cfg_options_relative_to_model_are_deprecated():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        r = init_refiner(
-            TINY_CONFIG, cfg_options={
-                'test_cfg.steps': 3,
-                'model.test_cfg.batch_size': 2
-            })
+        r = init_refiner(TINY_CONFIG,
+                         cfg_options={'test_cfg.steps': 3, 'model.test_cfg.batch_size': 2})
     assert r.test_cfg['steps'] == 3 and r.test_cfg['batch_size'] == 2
     deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
     assert len(deprecations) == 1 and 'model.test_cfg.steps' in str(deprecations[0].message)
@@ -68,10 +57,9 @@ def test_checkpoint_roundtrip_and_strict_error(tmp_path, tiny_refiner):
     path = str(tmp_path / 'released_style.pth')
     torch.save(
         {
-            'state_dict': {
-                'denoise_model.' + k: v
-                for k, v in tiny_refiner.backbone.state_dict().items()
-            }
+            'state_dict':
+            {'denoise_model.' + k: v
+             for k, v in tiny_refiner.backbone.state_dict().items()}
         }, path)
     r = init_refiner(TINY_CONFIG, path)
     for a, b in zip(r.backbone.parameters(), tiny_refiner.backbone.parameters()):
@@ -244,20 +232,15 @@ def _pinned_cases(refiner, **exact):
         f'mask_{mode}': refine_mask(refiner, img, coarse, mode=mode, seed=0, **exact)
         for mode in ('instance', 'global', 'hr', 'auto')
     }
-    out['mask_instance_noguard'] = refine_mask(
-        refiner, img, coarse, 'instance', seed=0, guard=False, **exact)
-    out['mask_hr_noguard'] = refine_mask(
-        refiner, img, coarse, seed=0, options=RefineOptions(mode='hr', guard=False, **exact))
-    out['mask_instance_stop'] = refine_mask(
-        refiner,
-        img,
-        coarse,
-        mode='instance',
-        seed=0,
-        options=dict(stop_thr=0.6, guard=False, **exact))
+    out['mask_instance_noguard'] = refine_mask(refiner, img, coarse, 'instance', seed=0,
+                                               guard=False, **exact)
+    out['mask_hr_noguard'] = refine_mask(refiner, img, coarse, seed=0,
+                                         options=RefineOptions(mode='hr', guard=False, **exact))
+    out['mask_instance_stop'] = refine_mask(refiner, img, coarse, mode='instance', seed=0,
+                                            options=dict(stop_thr=0.6, guard=False, **exact))
     out['mask_sample1_steps3'] = refine_mask(refiner, img1, coarse1, seed=2, steps=3, **exact)
-    out['masks_batch'] = refine_masks(
-        refiner, img, np.stack([coarse, gt, np.zeros_like(gt)]), seed=1, **exact)
+    out['masks_batch'] = refine_masks(refiner, img, np.stack([coarse, gt,
+                                                              np.zeros_like(gt)]), seed=1, **exact)
     labels = np.where(coarse, 3, 1).astype(np.int64)
     labels[:5, :5] = 255
     labels[-12:, -12:] = 7
@@ -287,8 +270,8 @@ def test_keywords_override_options_and_are_checked(tiny_refiner, blob_sample):
     b = refine_mask(tiny_refiner, img, coarse, 'global', seed=3, guard=False)
     assert np.array_equal(a, b)
     c = refine_mask(tiny_refiner, img, coarse, mode='instance', options=opts)
-    assert np.array_equal(c,
-                          refine_mask(tiny_refiner, img, coarse, 'instance', seed=3, guard=False))
+    assert np.array_equal(c, refine_mask(tiny_refiner, img, coarse, 'instance', seed=3,
+                                         guard=False))
     with pytest.raises(TypeError, match=r"unknown refine option\(s\) \['stop'\]"):
         refine_mask(tiny_refiner, img, coarse, stop=0.1)
     with pytest.raises(ValueError, match="preset must be one of .*'reference'"):
@@ -302,12 +285,6 @@ def test_keywords_override_options_and_are_checked(tiny_refiner, blob_sample):
 def test_label_map_takes_stop_thr_and_preset(tiny_refiner, blob_sample):
     img, _, coarse = blob_sample
     labels = np.where(coarse, 2, 0).astype(np.uint8)
-    out = refine_label_map(
-        tiny_refiner,
-        img,
-        labels,
-        seed=0,
-        stop_thr=1.0,
-        stop_criterion='change',
-        preset='reference')
+    out = refine_label_map(tiny_refiner, img, labels, seed=0, stop_thr=1.0,
+                           stop_criterion='change', preset='reference')
     assert out.dtype == labels.dtype and set(np.unique(out)) <= {0, 2}

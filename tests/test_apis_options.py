@@ -7,44 +7,19 @@ import pytest
 from mmseg_refiner.apis import RefineOptions
 from mmseg_refiner.cli.common import add_refine_options
 
-TEST_CFG = dict(
-    steps=None,
-    batch_size=32,
-    crop_size=256,
-    stop_thr=0.0,
-    stop_criterion='coarse',
-    autocast='auto',
-    compile=False,
-    preset='default',
-    guard=True,
-    mask_thr=0.5)
+TEST_CFG = dict(steps=None, batch_size=32, crop_size=256, stop_thr=0.0, stop_criterion='coarse',
+                autocast='auto', compile=False, preset='default', guard=True, mask_thr=0.5)
 
 
 def test_defaults_resolve_to_the_config_and_never_change_it():
     cfg = dict(TEST_CFG)
     assert RefineOptions().resolve(cfg) == TEST_CFG
-    out = RefineOptions(
-        steps=3,
-        stop_thr=0.1,
-        stop_criterion='change',
-        batch_size=4,
-        crop_size=128,
-        autocast='fp32',
-        compile=True,
-        guard=False,
-        mode='hr',
-        seed=7).resolve(cfg)
+    out = RefineOptions(steps=3, stop_thr=0.1, stop_criterion='change', batch_size=4,
+                        crop_size=128, autocast='fp32', compile=True, guard=False, mode='hr',
+                        seed=7).resolve(cfg)
     assert cfg == TEST_CFG
-    assert out == dict(
-        TEST_CFG,
-        steps=3,
-        stop_thr=0.1,
-        stop_criterion='change',
-        batch_size=4,
-        crop_size=128,
-        autocast='fp32',
-        compile=True,
-        guard=False)
+    assert out == dict(TEST_CFG, steps=3, stop_thr=0.1, stop_criterion='change', batch_size=4,
+                       crop_size=128, autocast='fp32', compile=True, guard=False)
     assert 'mode' not in out and 'seed' not in out  # API arguments, not test_cfg keys
 
 
@@ -98,8 +73,8 @@ def test_from_dict_coerce_merged_to_dict():
     assert opts.seed is None  # merged returns a copy
     with pytest.raises(TypeError, match='unknown refine option'):
         opts.merged(foo=1)
-    assert merged.to_dict() == dict(
-        mode='auto', steps=[5, 3, 0], seed=1, guard=False, preset='reference')
+    assert merged.to_dict() == dict(mode='auto', steps=[5, 3, 0], seed=1, guard=False,
+                                    preset='reference')
 
 
 def _parse(argv, prefix=''):
@@ -114,23 +89,17 @@ def test_from_args_every_field_has_a_flag():
         '--stop-criterion', 'change', '--autocast', 'bf16', '--compile', '--preset', 'reference',
         '--batch-size', '8', '--crop-size', '128'
     ])
-    assert RefineOptions.from_args(args) == RefineOptions(
-        mode='hr',
-        steps=4,
-        seed=3,
-        guard=False,
-        stop_thr=0.2,
-        stop_criterion='change',
-        autocast='bf16',
-        compile=True,
-        preset='reference',
-        batch_size=8,
-        crop_size=128)
+    assert RefineOptions.from_args(args) == RefineOptions(mode='hr', steps=4, seed=3, guard=False,
+                                                          stop_thr=0.2, stop_criterion='change',
+                                                          autocast='bf16', compile=True,
+                                                          preset='reference', batch_size=8,
+                                                          crop_size=128)
     # nothing given: the config's values, seed 0 (the command line's reproducible default)
     assert RefineOptions.from_args(_parse([])) == RefineOptions(seed=0)
     prefixed = _parse(['--refiner-preset', 'reference', '--refiner-no-guard'], 'refiner-')
-    assert RefineOptions.from_args(prefixed, 'refiner_') == RefineOptions(
-        seed=0, preset='reference', guard=False)
+    assert RefineOptions.from_args(prefixed,
+                                   'refiner_') == RefineOptions(seed=0, preset='reference',
+                                                                guard=False)
 
 
 @pytest.mark.parametrize('argv,message', [

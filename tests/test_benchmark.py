@@ -1,6 +1,7 @@
 """Tests of mmseg_refiner.benchmark (speed and quality) on a tiny refiner and tiny images."""
 import json
 import os.path as osp
+import zlib
 
 import cv2
 import numpy as np
@@ -11,8 +12,8 @@ from mmseg_refiner import benchmark as bm
 from mmseg_refiner.cli import main as cli_main
 from mmseg_refiner.evaluation import mask_iou, score_masks
 
-TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-                       'segrefiner', 'segrefiner_tiny.py')
+TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'segrefiner',
+                       'segrefiner_tiny.py')
 
 
 def _ellipse(h, w, seed):
@@ -51,6 +52,19 @@ def test_coarse_masks_are_deterministic_and_coarse(kind):
     assert 0.5 < mask_iou(a, gt) < 0.995
 
 
+def test_coarse_masks_keep_their_former_stream():
+    """The coarse masks draw from utils.rng.keyed_generator, which gives the stream of the
+    benchmark's former own recipe: cached coarse masks of a seed stay valid."""
+    from mmseg_refiner.benchmark.coarse import _rng
+    from mmseg_refiner.datasets import coarse_synthesis as cs
+    former = np.random.default_rng([7, zlib.crc32('perturb/im3'.encode())])
+    np.testing.assert_array_equal(_rng(7, 'im3', 'perturb').random(8), former.random(8))
+    gt = (_ellipse(96, 128, 1) > 0).astype(np.uint8)
+    former = np.random.default_rng([7, zlib.crc32('perturb/im3'.encode())])
+    expected = cs.synthesize_coarse(gt, former, iou_target=bm.PERTURB_IOU, mode='reference')[0]
+    np.testing.assert_array_equal(bm.make_coarse(gt, 'perturb', 7, 'im3'), expected > 0)
+
+
 def test_coarse_kind_is_validated():
     with pytest.raises(ValueError, match='unknown coarse kind'):
         bm.make_coarse(np.ones((8, 8), bool), 'blurry')
@@ -84,11 +98,13 @@ def test_end_to_end_speed_counts_unet_calls(tiny_refiner):
 
 def test_speed_command_writes_reports(tmp_path):
     out = tmp_path / 'speed'
-    rc = cli_main(['benchmark', 'speed', '--config', TINY_CONFIG, '--sizes', '32',
-                   '--batches', '1', '--dtypes', 'fp32', 'bf16_cl', '--iters', '1', '--modes',
-                   'instance', '--e2e-size', '40', '40', '--no-peaks', '--train-variants',
-                   'bf16_cl', '--train-batch', '2', '--train-size', '32', '--device', 'cpu',
-                   '--threads', '1', '--out', str(out)])
+    rc = cli_main([
+        'benchmark', 'speed', '--config', TINY_CONFIG, '--sizes', '32', '--batches', '1',
+        '--dtypes', 'fp32', 'bf16_cl', '--iters', '1', '--modes', 'instance', '--e2e-size', '40',
+        '40', '--no-peaks', '--train-variants', 'bf16_cl', '--train-batch', '2', '--train-size',
+        '32', '--device', 'cpu', '--threads', '1', '--out',
+        str(out)
+    ])
     assert rc == 0
     report = json.load(open(out / 'speed.json'))
     assert [r['dtype'] for r in report['unet']] == ['fp32', 'bf16_cl']
@@ -121,8 +137,8 @@ def test_unet_speed_variants_restore_the_layout(tiny_refiner):
 
 
 def test_train_speed_rows(tiny_refiner):
-    rows = bm.train_speed(tiny_refiner, batch=2, size=32, variants=('fp32', 'bf16_cl'),
-                          iters=1, warmup=0)
+    rows = bm.train_speed(tiny_refiner, batch=2, size=32, variants=('fp32', 'bf16_cl'), iters=1,
+                          warmup=0)
     assert [r['variant'] for r in rows] == ['fp32', 'bf16_cl']
     assert all(r['samples_per_s'] > 0 for r in rows)
     assert not tiny_refiner.training
@@ -147,8 +163,10 @@ def test_list_pairs_uses_the_split(dataset):
 
 def test_coarse_only_quality_matches_the_functions(dataset, tmp_path):
     out = tmp_path / 'q'
-    rc = bm.main(['quality', '--root', dataset, '--split', 'val.txt', '--coarse-only',
-                  '--out', str(out), '--no-progress'])
+    rc = bm.main([
+        'quality', '--root', dataset, '--split', 'val.txt', '--coarse-only', '--out',
+        str(out), '--no-progress'
+    ])
     assert rc == 0
     rows = json.load(open(out / 'quality.json'))['rows']
     assert [r['kind'] for r in rows] == list(bm.COARSE_KINDS)
@@ -165,8 +183,11 @@ def test_coarse_only_quality_matches_the_functions(dataset, tmp_path):
 
 def test_quality_sweep_is_resumable(dataset, tmp_path):
     out = tmp_path / 'q'
-    args = ['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG, '--kinds',
-            'lowres', 'polygon', '--steps', '1', '3', '--mode', 'instance', '--out', str(out)]
+    args = [
+        'benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG, '--kinds', 'lowres',
+        'polygon', '--steps', '1', '3', '--mode', 'instance', '--out',
+        str(out)
+    ]
     assert cli_main(args) == 0
     first = json.load(open(out / 'quality.json'))['rows']
     assert [(r['kind'], r['steps']) for r in first] == [('lowres', 1), ('lowres', 3),
@@ -205,8 +226,10 @@ def test_parse_variant(name, guard, thr, criterion):
     assert bm.parse_variant(name) == bm.Variant(name, guard, thr, criterion)
 
 
-@pytest.mark.parametrize('name', ['adaptive', 'adaptive-change', 'guardedadaptive-0.1',
-                                  'adaptive-1e-3', 'adaptive--0.1', 'fixed', ''])
+@pytest.mark.parametrize('name', [
+    'adaptive', 'adaptive-change', 'guardedadaptive-0.1', 'adaptive-1e-3', 'adaptive--0.1',
+    'fixed', ''
+])
 def test_parse_variant_rejects_bad_names(name):
     with pytest.raises(ValueError, match='unknown benchmark variant'):
         bm.parse_variant(name)
@@ -215,11 +238,12 @@ def test_parse_variant_rejects_bad_names(name):
 
 
 @pytest.mark.parametrize('name, guard, thr, criterion, options', [
-    ('preset=reference', True, 0.0, 'coarse', dict(preset='reference')),
-    ('autocast=fp32', True, 0.0, 'coarse', dict(autocast='fp32')),
+    ('preset=reference', None, 0.0, 'coarse', dict(preset='reference')),
+    ('preset=reference,guard=on', True, 0.0, 'coarse', dict(preset='reference')),
+    ('autocast=fp32', None, 0.0, 'coarse', dict(autocast='fp32')),
     ('guard=off', False, 0.0, 'coarse', {}),
     ('guard=off,stop_thr=0.4,stop_criterion=change', False, 0.4, 'change', {}),
-    ('autocast=none,batch_size=4', True, 0.0, 'coarse', dict(autocast=None, batch_size=4)),
+    ('autocast=none,batch_size=4', None, 0.0, 'coarse', dict(autocast=None, batch_size=4)),
 ])
 def test_parse_generic_variant(name, guard, thr, criterion, options):
     v = bm.parse_variant(name)
@@ -240,15 +264,16 @@ def test_generic_variant_errors(name, match):
         bm.parse_variant(name)
 
 
-def test_stop_criterion_is_restored(tiny_refiner):
-    with pytest.raises(RuntimeError):
-        with bm.stop_criterion_set(tiny_refiner, 'change'):
-            assert tiny_refiner.test_cfg['stop_criterion'] == 'change'
-            raise RuntimeError('boom')
-    assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'
-    with pytest.raises(ValueError, match="got 'steps'"):
-        with bm.stop_criterion_set(tiny_refiner, 'steps'):
-            pass
+def test_reference_variant_follows_refine_options_resolve(tiny_refiner, tmp_path):
+    """``preset=reference`` turns the guard off (as RefineOptions.resolve) unless the variant
+    sets ``guard`` itself; other generic variants keep the guard on."""
+    qrun = bm.QualityRun([], str(tmp_path), ['lowres'], tiny_refiner, refiner_id='t', variants=[
+        'preset=reference', 'preset=reference,guard=on', 'autocast=fp32', 'guarded'
+    ])
+    guard = [qrun.refine_kwargs(v)['guard'] for v in qrun.variants]
+    assert guard[0] is False
+    assert guard[1] == guard[2] == guard[3] and isinstance(guard[3], dict)
+    assert qrun.refine_kwargs(qrun.variants[0])['preset'] == 'reference'
 
 
 def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, monkeypatch):
@@ -287,8 +312,8 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     assert len(open(osp.join(out, 'cache.jsonl')).read().splitlines()) == len(lines) + 3
     assert len(seen) == 3 * 3 + 3 and seen[-1] == (False, 0.5, 'coarse')
     # A generic variant passes its options through, keyed by them.
-    generic = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance',
-                            refiner_id='t', variants=['autocast=fp32', 'guarded'])
+    generic = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
+                            variants=['autocast=fp32', 'guarded'])
     generic.run(progress=False)
     assert generic.refine_kwargs(generic.variants[0])['autocast'] == 'fp32'
     assert len(seen) == 3 * 3 + 3 + 3  # only the new variant ran
@@ -296,19 +321,24 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
 
 def test_variants_command_writes_table_and_plot(dataset, tmp_path):
     out = tmp_path / 'q'
-    rc = cli_main(['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG,
-                   '--kinds', 'lowres', 'polygon', '--steps', '1', '2', '--mode', 'instance',
-                   '--variants', 'guarded', 'unguarded', 'adaptive-change-1', '--limit', '2',
-                   '--out', str(out), '--no-progress'])
+    rc = cli_main([
+        'benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG, '--kinds', 'lowres',
+        'polygon', '--steps', '1', '2', '--mode', 'instance', '--variants', 'guarded', 'unguarded',
+        'adaptive-change-1', '--limit', '2', '--out',
+        str(out), '--no-progress'
+    ])
     assert rc == 0
     report = json.load(open(out / 'quality.json'))
     assert [(r['kind'], r['variant'], r['steps']) for r in report['rows']][:6] == [
-        ('lowres', v, s) for v in ('guarded', 'unguarded', 'adaptive-change-1') for s in (1, 2)]
-    assert report['variants']['unguarded'] == dict(guard=False, stop_thr=0.0,
-                                                   stop_criterion=None)
+        ('lowres', v, s) for v in ('guarded', 'unguarded', 'adaptive-change-1') for s in (1, 2)
+    ]
+    assert report['variants']['unguarded'] == dict(guard=False, stop_thr=0.0, stop_criterion=None)
     assert report['variants']['adaptive-change-1']['stop_criterion'] == 'change'
     table = (out / 'quality.md').read_text()
     assert '| lowres | adaptive-change-1 | 2 | 2 |' in table and 'U-Net calls' in table
     assert osp.getsize(out / 'quality_vs_calls.png') > 0
-    assert cli_main(['benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG,
-                     '--variants', 'adaptive', '--out', str(out)]) == 1
+    assert cli_main([
+        'benchmark', 'quality', '--root', dataset, '--config', TINY_CONFIG, '--variants',
+        'adaptive', '--out',
+        str(out)
+    ]) == 1

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import warnings
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +14,7 @@ from mmseg_refiner.apis import init_refiner
 from mmseg_refiner.utils.checkpoint import (UnsafeCheckpointError, load_checkpoint,
                                             mmengine_safe_globals)
 
-from conftest import REPO_ROOT, TINY_CONFIG
+from conftest import REPO_ROOT, TINY_CONFIG, run_python, write_mask_folder
 
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 TINY_TRAIN_CFG = osp.join(REPO_ROOT, 'tests', 'data', 'segrefiner_tiny_folder.py')
@@ -52,14 +51,6 @@ def _refiner():
         return init_refiner(TINY_CONFIG)
 
 
-def _run_python(code, cwd=None):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
 @pytest.mark.parametrize('payload,name', [(_MkdirOnLoad, 'posix.mkdir'),
                                           (_ExecOnLoad, 'builtins.exec')])
 def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, payload, name):
@@ -72,8 +63,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, payload, nam
     torch.save({'state_dict': refiner.state_dict(), 'meta': {'note': payload(marker)}}, path)
     if name == 'posix.mkdir' and os.name != 'posix':
         name = 'mkdir'
-    for load in (lambda: init_refiner(TINY_CONFIG, path),
-                 lambda: load_checkpoint(path)):
+    for load in (lambda: init_refiner(TINY_CONFIG, path), lambda: load_checkpoint(path)):
         with pytest.raises(UnsafeCheckpointError) as info:
             load()
         message = str(info.value)
@@ -101,22 +91,25 @@ def _mmengine_style_checkpoint(path, refiner):
         hub.update_scalar('train/loss', value)
     hub.update_info('eta', np.float64(3.0))
     hub.update_info('best_score', np.float32(0.75))
-    torch.save({'meta': {'iter': 2, 'seed': np.int64(0), 'dataset_meta': {'classes': ('fg', )}},
-                'state_dict': refiner.state_dict(), 'message_hub': hub.state_dict(),
-                'optimizer': {'state': {}, 'param_groups': [{'lr': 4e-4, 'params': [0]}]}}, path)
+    torch.save(
+        {
+            'meta': {'iter': 2, 'seed': np.int64(0), 'dataset_meta': {'classes': ('fg', )}
+                     }, 'state_dict': refiner.state_dict(), 'message_hub': hub.state_dict(),
+            'optimizer': {'state': {}, 'param_groups': [{'lr': 4e-4, 'params': [0]}]}
+        }, path)
 
 
 def test_mmengine_checkpoint_loads_weights_only(tmp_path):
     refiner = _refiner()
     path = str(tmp_path / 'iter_2.pth')
     _mmengine_style_checkpoint(path, refiner)
-    before = list(torch.serialization.get_safe_globals())
+    before = set(torch.serialization.get_safe_globals())
     with pytest.raises(Exception, match='Weights only load failed'):
         torch.load(path, map_location='cpu')  # torch's default: the allow-list is needed
     ckpt = load_checkpoint(path)
     assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == pytest.approx(0.375)
     assert ckpt['message_hub']['runtime_info']['eta'] == 3.0
-    assert torch.serialization.get_safe_globals() == before  # allow-listed for the call only
+    assert set(torch.serialization.get_safe_globals()) == before  # for the call only
     loaded = init_refiner(TINY_CONFIG, path)
     for key, value in refiner.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
@@ -140,12 +133,12 @@ def test_plugin_import_leaves_host_checkpoint_loading_alone(tmp_path):
     cfg = tmp_path / 'host_config.py'
     cfg.write_text("custom_imports = dict(imports=['mmseg_refiner'], "
                    "allow_failed_imports=False)\n")
-    out = _run_python(f'''
+    out = run_python(f'''
 import pkgutil, warnings, torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 schemes = dict(CheckpointLoader._schemes)
-safe = list(torch.serialization.get_safe_globals())
+safe = set(torch.serialization.get_safe_globals())
 Config.fromfile({str(cfg)!r})
 import mmseg_refiner
 from mmseg_refiner.apis import init_refiner
@@ -158,23 +151,10 @@ with warnings.catch_warnings():
 assert CheckpointLoader._schemes[''] is load_from_local
 assert dict(CheckpointLoader._schemes) == schemes
 assert all(CheckpointLoader._schemes[k] is v for k, v in schemes.items())
-assert torch.serialization.get_safe_globals() == safe
+assert set(torch.serialization.get_safe_globals()) == safe
 print('host untouched')
 ''')
     assert 'host untouched' in out
-
-
-def _write_folder(root, n, seed):
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'images'))
-    os.makedirs(osp.join(root, 'masks'))
-    for i in range(n):
-        img = rng.integers(0, 80, (40, 48, 3), dtype=np.uint8)
-        mask = np.zeros((40, 48), np.uint8)
-        cv2.ellipse(mask, (24, 20), (12, 8), float(rng.uniform(0, 180)), 0, 360, 255, -1)
-        img[mask > 0] = (40, 200, 220)
-        cv2.imwrite(osp.join(root, 'images', f'{i}.jpg'), img)
-        cv2.imwrite(osp.join(root, 'masks', f'{i}.png'), mask)
 
 
 def _train(data_root, work_dir, *extra):
@@ -187,8 +167,8 @@ def test_own_training_resumes_weights_only_and_refuses_malicious_load_from(tmp_p
     """tools/train.py on torch >= 2.6: resume from its own mmengine checkpoint works without
     full unpickling; a load_from file that would run code is refused before it runs."""
     data = str(tmp_path / 'data')
-    _write_folder(osp.join(data, 'train'), 4, seed=0)
-    _write_folder(osp.join(data, 'val'), 2, seed=1)
+    write_mask_folder(osp.join(data, 'train'), 4, seed=0, axes=(12, 8))
+    write_mask_folder(osp.join(data, 'val'), 2, seed=1, axes=(12, 8))
     work = str(tmp_path / 'work')
     first = _train(data, work, '--cfg-options', 'train_cfg.val_interval=100')
     assert first.returncode == 0, first.stderr[-3000:]

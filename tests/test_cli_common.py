@@ -16,15 +16,7 @@ from conftest import TINY_CONFIG, make_blob_sample
 
 SUBCOMMANDS = ('refine', 'refine-coco', 'refine-semantic')
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: as fast for the tiny model, and much faster than two when the
-    machine is shared (OpenMP threads spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture
@@ -35,19 +27,11 @@ def one_pair(tmp_path):
     return str(tmp_path / 'in' / 's0.jpg'), str(tmp_path / 'in' / 's0.png'), coarse
 
 
-@pytest.fixture
-def ckpt(tmp_path, tiny_refiner):
-    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
-    path = str(tmp_path / 'tiny.pth')
-    torch.save({'state_dict': tiny_refiner.state_dict()}, path)
-    return path
-
-
 def _positional(name):
     return {
-        'refine': ['i.jpg', 'm.png'],
-        'refine-coco': ['r.json', '--ann', 'a.json', '--img-dir', 'd'],
-        'refine-semantic': ['p', '--img-dir', 'd']
+        'refine': ['i.jpg', 'm.png'], 'refine-coco': [
+            'r.json', '--ann', 'a.json', '--img-dir', 'd'
+        ], 'refine-semantic': ['p', '--img-dir', 'd']
     }[name] + ['--out', 'o']
 
 
@@ -59,18 +43,11 @@ def test_every_refining_subcommand_has_every_option(name):
         '--mode', 'instance', '--seed', '5', '--device', 'cpu', '--threads', '1', '--cfg-options',
         'model.test_cfg.hr_size=99', 'model.test_cfg.pad=[1,2]', '--trust-checkpoint'
     ])
-    assert RefineOptions.from_args(args) == RefineOptions(
-        mode='instance',
-        steps=3,
-        seed=5,
-        guard=False,
-        stop_thr=0.1,
-        stop_criterion='change',
-        autocast='fp32',
-        compile=True,
-        preset='reference',
-        batch_size=2,
-        crop_size=64)
+    assert RefineOptions.from_args(args) == RefineOptions(mode='instance', steps=3, seed=5,
+                                                          guard=False, stop_thr=0.1,
+                                                          stop_criterion='change', autocast='fp32',
+                                                          compile=True, preset='reference',
+                                                          batch_size=2, crop_size=64)
     assert args.device == 'cpu' and args.threads == 1 and args.trust_checkpoint
     assert args.cfg_options == {'model.test_cfg.hr_size': 99, 'model.test_cfg.pad': [1, 2]}
     defaults = build_parser().parse_args([name] + _positional(name))
@@ -121,13 +98,9 @@ def test_runtime_arguments_reach_init_refiner(one_pair, tmp_path, monkeypatch):
         str(tmp_path / 'o'), '--config', TINY_CONFIG, '--threads', '64', '--trust-checkpoint',
         '--cfg-options', 'model.test_cfg.steps=2'
     ]) == 1
-    assert seen == dict(
-        config=TINY_CONFIG,
-        checkpoint=None,
-        device='cpu' if not torch.cuda.is_available() else 'cuda',
-        threads=64,
-        cfg_options={'model.test_cfg.steps': 2},
-        trust_checkpoint=True)
+    assert seen == dict(config=TINY_CONFIG, checkpoint=None,
+                        device='cpu' if not torch.cuda.is_available() else 'cuda', threads=64,
+                        cfg_options={'model.test_cfg.steps': 2}, trust_checkpoint=True)
 
 
 def test_too_many_threads_are_clamped(one_pair, tmp_path, ckpt):
@@ -178,33 +151,20 @@ def test_pair_files_with_patterns(tmp_path):
     assert sorted(list_images(folder, '{id}_gt.png')) == ['img0', 'img1']
     assert sorted(list_images(folder, '{id}_*.png')) == ['img0', 'img1']
     assert len(list_images(folder)) == 6  # no pattern: every image, id = name w/o extension
-    pairs, missing = pair_files({
-        'image': folder,
-        'mask': folder
-    }, {
-        'image': '{id}_im.jpg',
-        'mask': '{id}_seg.png'
-    })
+    pairs, missing = pair_files({'image': folder, 'mask': folder},
+                                {'image': '{id}_im.jpg', 'mask': '{id}_seg.png'})
     assert [p['name'] for p in pairs] == ['img0', 'img1']
     assert pairs[0]['mask'] == osp.join(folder, 'img0_seg.png')
     assert missing == {'image': [], 'mask': []}
-    with pytest.raises(
-            InputError, match=r"no file in .*big matches --mask-pattern "
-            r"'\{id\}_mask.png'"):
-        pair_files({
-            'image': folder,
-            'mask': folder
-        }, {
-            'image': '{id}_im.jpg',
-            'mask': '{id}_mask.png'
-        })
+    with pytest.raises(InputError, match=r"no file in .*big matches --mask-pattern "
+                       r"'\{id\}_mask.png'"):
+        pair_files({'image': folder, 'mask': folder},
+                   {'image': '{id}_im.jpg', 'mask': '{id}_mask.png'})
     with pytest.raises(InputError, match=r'must hold \{id\} exactly once'):
         list_images(folder, 'gt.png')
     one = pair_files(
-        {
-            'image': osp.join(folder, 'img1_im.jpg'),
-            'mask': osp.join(folder, 'img1_seg.png')
-        }, {'image': '{id}_im.jpg'})
+        {'image': osp.join(folder, 'img1_im.jpg'), 'mask': osp.join(folder, 'img1_seg.png')},
+        {'image': '{id}_im.jpg'})
     assert one[0][0]['name'] == 'img1'
 
 

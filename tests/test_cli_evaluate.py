@@ -33,8 +33,8 @@ def folders(tmp_path):
         cv2.imwrite(str(dirs['gt'] / f'{name}.png'), gt)
         cv2.imwrite(str(dirs['pred'] / f'{name}.png'), np.roll(gt, pred_shift, axis=1))
         cv2.imwrite(str(dirs['coarse'] / f'{name}.png'), np.roll(gt, coarse_shift, axis=0))
-        cv2.imwrite(str(dirs['img'] / f'{name}.jpg'), rng.integers(0, 255, (48, 64, 3),
-                                                                   dtype=np.uint8))
+        cv2.imwrite(str(dirs['img'] / f'{name}.jpg'),
+                    rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
     return {k: str(v) for k, v in dirs.items()}, cases
 
 
@@ -45,8 +45,10 @@ def _read(path):
 def test_json_and_csv_match_the_functions(folders, tmp_path, capsys):
     dirs, cases = folders
     out_json, out_csv = str(tmp_path / 'r' / 'e.json'), str(tmp_path / 'r' / 'e.csv')
-    rc = main(['evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--coarse',
-               dirs['coarse'], '--json', out_json, '--csv', out_csv])
+    rc = main([
+        'evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--coarse', dirs['coarse'],
+        '--json', out_json, '--csv', out_csv
+    ])
     assert rc == 0
     report = json.load(open(out_json))
     rows = {r['name']: r for r in report['per_image']}
@@ -74,8 +76,11 @@ def test_json_and_csv_match_the_functions(folders, tmp_path, capsys):
 def test_vis_writes_worst_and_best_panels(folders, tmp_path):
     dirs, _ = folders
     vis = tmp_path / 'vis'
-    rc = main(['evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--coarse',
-               dirs['coarse'], '--img', dirs['img'], '--vis', str(vis), '--num-vis', '1'])
+    rc = main([
+        'evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--coarse', dirs['coarse'],
+        '--img', dirs['img'], '--vis',
+        str(vis), '--num-vis', '1'
+    ])
     assert rc == 0
     files = sorted(os.listdir(vis))
     assert files == ['best_00_a.png', 'worst_00_c.png']
@@ -85,8 +90,11 @@ def test_vis_writes_worst_and_best_panels(folders, tmp_path):
 
 def test_without_coarse_and_without_images(folders, tmp_path, capsys):
     dirs, _ = folders
-    rc = main(['evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--vis',
-               str(tmp_path / 'v'), '--num-vis', '1', '--json', str(tmp_path / 'j.json')])
+    rc = main([
+        'evaluate', '--gt', dirs['gt'], '--pred', dirs['pred'], '--vis',
+        str(tmp_path / 'v'), '--num-vis', '1', '--json',
+        str(tmp_path / 'j.json')
+    ])
     assert rc == 0
     summary = json.load(open(tmp_path / 'j.json'))['summary']
     assert 'coarse_IoU' not in summary and 'num_worse' not in summary

@@ -3,7 +3,6 @@ import os.path as osp
 import mmcv
 import numpy as np
 import pytest
-import torch
 
 from mmseg_refiner.cli import main
 
@@ -19,14 +18,6 @@ def folders(tmp_path):
         mmcv.imwrite(coarse.astype(np.uint8) * 255, str(mask_dir / f's{i}.png'))
     mmcv.imwrite(img, str(img_dir / 'orphan.jpg'))
     return img_dir, mask_dir
-
-
-@pytest.fixture
-def ckpt(tmp_path, tiny_refiner):
-    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
-    path = str(tmp_path / 'tiny.pth')
-    torch.save({'state_dict': tiny_refiner.state_dict()}, path)
-    return path
 
 
 def test_help_lists_subcommands(capsys):
@@ -114,5 +105,5 @@ def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, mon
             main(['refine'] + common + ['--out', str(tmp_path / 'c'), '--stop-thr', bad])
         assert exc.value.code == 2
         err = capsys.readouterr().err
-        assert 'argument --stop-thr' in err and ('share in [0, 1]' in err
-                                                 or 'expected float' in err)
+        assert 'argument --stop-thr' in err and ('share in [0, 1]' in err or
+                                                 'expected float' in err)

@@ -5,7 +5,6 @@ import os.path as osp
 import mmcv
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -16,24 +15,15 @@ from mmseg_refiner.cli.refine_coco import decode_segmentation, encode_mask
 from conftest import TINY_CONFIG
 from test_refiner_hook import save_noisy_refiner, write_tiny_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp('refine_coco')
     data = write_tiny_data(root)
-    return dict(
-        data=data,
-        ann=osp.join(data, 'ann.json'),
-        img=osp.join(data, 'img'),
-        ckpt=save_noisy_refiner(root / 'noisy.pth'))
+    return dict(data=data, ann=osp.join(data, 'ann.json'), img=osp.join(data, 'img'),
+                ckpt=save_noisy_refiner(root / 'noisy.pth'))
 
 
 def _box_mask(h, w, x0, y0, x1, y1):
@@ -48,19 +38,11 @@ def _write_results(path):
     for image_id, (h, w) in enumerate([(64, 80), (72, 64)]):
         for score, box in ((0.9, (8, 10, 40, 50)), (0.2, (30, 5, 60, 30))):
             results.append(
-                dict(
-                    image_id=image_id,
-                    category_id=1,
-                    score=score,
-                    bbox=[1, 2, 3, 4],
-                    segmentation=encode_mask(_box_mask(h, w, *box)),
-                    extra='kept'))
+                dict(image_id=image_id, category_id=1, score=score, bbox=[1, 2, 3, 4],
+                     segmentation=encode_mask(_box_mask(h, w, *box)), extra='kept'))
         results.append(
-            dict(
-                image_id=image_id,
-                category_id=2,
-                score=0.8,
-                segmentation=[[20, 20, 50, 20, 50, 45, 20, 45]]))
+            dict(image_id=image_id, category_id=2, score=0.8,
+                 segmentation=[[20, 20, 50, 20, 50, 45, 20, 45]]))
     with open(path, 'w') as f:
         json.dump(results, f)
     return results
@@ -93,8 +75,8 @@ def test_refine_coco_refines_above_thr_and_keeps_other_fields(files, tmp_path):
         high = [i for i in rows if results[i]['score'] >= 0.5]
         coarse = np.stack(
             [decode_segmentation(results[i]['segmentation'], h, w, '') for i in high])
-        expected = refine_masks(
-            refiner, osp.join(files['img'], f'{image_id}.png'), coarse, mode='instance', seed=0)
+        expected = refine_masks(refiner, osp.join(files['img'], f'{image_id}.png'), coarse,
+                                mode='instance', seed=0)
         got = np.stack([mask_utils.decode(refined[i]['segmentation']).astype(bool) for i in high])
         assert np.array_equal(got, expected) and not np.array_equal(got, coarse)
         assert all(isinstance(refined[i]['segmentation']['counts'], str) for i in high)
@@ -171,14 +153,8 @@ def test_refine_semantic_folder_keeps_format_ignore_and_other_classes(files, tmp
         if i == 0:
             assert out.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
         got = np.array(out)
-        expected = refine_label_map(
-            refiner,
-            osp.join(files['img'], f'{i}.png'),
-            labels,
-            classes=[0, 1],
-            mode='instance',
-            seed=0,
-            guard=False)
+        expected = refine_label_map(refiner, osp.join(files['img'], f'{i}.png'), labels,
+                                    classes=[0, 1], mode='instance', seed=0, guard=False)
         # the random tiny refiner's changes overflow any guard band: compared without it
         assert np.array_equal(got, expected) and not np.array_equal(got, labels)
         assert (got[:4, :4] == 255).all()

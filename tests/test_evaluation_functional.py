@@ -113,8 +113,10 @@ def _brute_mba(pred, gt):
         n_band = n_good = 0
         for y in range(h):
             for x in range(w):
-                values = {gt[y + dy, x + dx] for dy, dx in offsets
-                          if 0 <= y + dy < h and 0 <= x + dx < w}
+                values = {
+                    gt[y + dy, x + dx]
+                    for dy, dx in offsets if 0 <= y + dy < h and 0 <= x + dx < w
+                }
                 if len(values) == 2:
                     n_band += 1
                     n_good += pred[y, x] == gt[y, x]
@@ -165,12 +167,13 @@ def _coco_from_masks(gt_masks, size=64):
     for i, (img_id, cat_id, mask) in enumerate(gt_masks):
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         rle['counts'] = rle['counts'].decode()
-        anns.append(dict(id=i + 1, image_id=img_id, category_id=cat_id, segmentation=rle,
-                         area=float(mask.sum()), bbox=list(mask_utils.toBbox(rle)), iscrowd=0))
+        anns.append(
+            dict(id=i + 1, image_id=img_id, category_id=cat_id, segmentation=rle,
+                 area=float(mask.sum()), bbox=list(mask_utils.toBbox(rle)), iscrowd=0))
     coco = COCO()
     coco.dataset = dict(images=[dict(id=k, height=size, width=size) for k in (1, 2)],
-                        categories=[dict(id=1, name='a'), dict(id=2, name='b')],
-                        annotations=anns)
+                        categories=[dict(id=1, name='a'),
+                                    dict(id=2, name='b')], annotations=anns)
     coco.createIndex()
     return coco
 

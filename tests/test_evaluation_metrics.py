@@ -67,13 +67,13 @@ def _write_ann_file(path, gt_masks):
     for i, (img_id, label, mask) in enumerate(gt_masks):
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         rle['counts'] = rle['counts'].decode()
-        anns.append(dict(id=i + 1, image_id=img_id, category_id=cat_ids[label],
-                         segmentation=rle, area=float(mask.sum()),
-                         bbox=[float(v) for v in mask_utils.toBbox(rle)], iscrowd=0))
-    data = dict(images=[dict(id=k, height=SIZE, width=SIZE, file_name=f'{k}.jpg')
-                        for k in (1, 2)],
-                categories=[dict(id=3, name='thing'), dict(id=7, name='stuff')],
-                annotations=anns)
+        anns.append(
+            dict(id=i + 1, image_id=img_id, category_id=cat_ids[label], segmentation=rle,
+                 area=float(mask.sum()), bbox=[float(v) for v in mask_utils.toBbox(rle)],
+                 iscrowd=0))
+    data = dict(images=[dict(id=k, height=SIZE, width=SIZE, file_name=f'{k}.jpg') for k in (1, 2)],
+                categories=[dict(id=3, name='thing'),
+                            dict(id=7, name='stuff')], annotations=anns)
     path.write_text(json.dumps(data))
     return str(path)
 
@@ -88,8 +88,8 @@ def _det_sample(img_id, dets):
     pred = InstanceData(masks=masks, scores=torch.tensor([s for _, s, _ in dets]),
                         labels=torch.tensor([lbl for lbl, _, _ in dets]),
                         bboxes=torch.tensor(boxes, dtype=torch.float32))
-    return BaseDataElement(pred_instances=pred,
-                           metainfo=dict(img_id=img_id, ori_shape=(SIZE, SIZE)))
+    return BaseDataElement(pred_instances=pred, metainfo=dict(img_id=img_id,
+                                                              ori_shape=(SIZE, SIZE)))
 
 
 def _line(row, c0, c1, vertical=False):
@@ -100,17 +100,20 @@ def _line(row, c0, c1, vertical=False):
 
 def test_boundary_ap_metric_beside_mmdet_coco_metric(tmp_path):
     """Thin (1 px) masks are their own boundary: boundary AP == mmdet's mask AP."""
-    ann = _write_ann_file(tmp_path / 'ann.json', [
-        (1, 0, _line(10, 5, 40)), (1, 1, _line(30, 10, 50, vertical=True)),
-        (2, 0, _line(50, 0, 64)), (2, 0, _line(20, 20, 30))])
+    ann = _write_ann_file(tmp_path / 'ann.json', [(1, 0, _line(10, 5, 40)),
+                                                  (1, 1, _line(30, 10, 50, vertical=True)),
+                                                  (2, 0, _line(50, 0, 64)),
+                                                  (2, 0, _line(20, 20, 30))])
     samples = [
         _det_sample(1, [(0, 0.9, _line(10, 8, 40)), (1, 0.8, _line(30, 10, 35, True))]),
         _det_sample(2, [(0, 0.7, _line(50, 0, 60)), (0, 0.95, _line(21, 20, 30)),
-                        (0, 0.3, _line(20, 22, 30))])]
+                        (0, 0.3, _line(20, 22, 30))])
+    ]
     from mmdet.evaluation import CocoMetric
-    evaluator = Evaluator([CocoMetric(ann_file=ann, metric='segm'),
-                           MMENGINE_METRICS.build(dict(type='mmseg_refiner.BoundaryAPMetric',
-                                                       ann_file=ann))])
+    evaluator = Evaluator([
+        CocoMetric(ann_file=ann, metric='segm'),
+        MMENGINE_METRICS.build(dict(type='mmseg_refiner.BoundaryAPMetric', ann_file=ann))
+    ])
     evaluator.dataset_meta = dict(classes=CLASSES)
     for s in samples:
         evaluator.process([s])
@@ -129,9 +132,11 @@ def test_boundary_ap_metric_matches_function_on_thick_masks(tmp_path):
     metric.process({}, [_det_sample(k, v).to_dict() for k, v in dets.items()])
     res = metric.evaluate(2)
     assert sorted(res) == ['coco/boundary_AR@100', 'coco/boundary_mAP', 'coco/boundary_mAP_50']
-    results = [dict(image_id=k, category_id=(3, 7)[lbl], score=s,
-                    segmentation=mask_utils.encode(np.asfortranarray(m.astype(np.uint8))))
-               for k, v in dets.items() for lbl, s, m in v]
+    results = [
+        dict(image_id=k, category_id=(3, 7)[lbl], score=s,
+             segmentation=mask_utils.encode(np.asfortranarray(m.astype(np.uint8))))
+        for k, v in dets.items() for lbl, s, m in v
+    ]
     want = boundary_ap(ann, results, max_dets=(100, 300, 1000))
     assert res['coco/boundary_mAP'] == pytest.approx(round(want['mAP'], 3))
     assert res['coco/boundary_mAP'] < round(boundary_ap(ann, results, iou_type='segm')['mAP'], 3)

@@ -44,8 +44,10 @@ def logged(monkeypatch):
 @pytest.fixture
 def native(monkeypatch):
     """Set what the (mocked) capability check answers."""
+
     def set_native(value: bool):
         monkeypatch.setattr(refiner_module, 'native_bf16', lambda device: value)
+
     return set_native
 
 
@@ -177,14 +179,12 @@ def test_bf16_channels_last_masks_agree_with_fp32(tiny_refiner):
 def test_refine_batch_reads_cfg_not_test_cfg(tiny_refiner):
     torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
     before = dict(tiny_refiner.test_cfg)
-    out = _refine(tiny_refiner, dict(steps=2, batch_size=1, stop_thr=1.0,
-                                     stop_criterion='change'))
+    out = _refine(tiny_refiner, dict(steps=2, batch_size=1, stop_thr=1.0, stop_criterion='change'))
     assert out.num_calls.tolist() == [2, 2, 2]  # 'change' never stops before the 2nd call
     assert tiny_refiner.test_cfg == before
 
 
-def test_compile_option_uses_the_compiled_unet_and_logs_warm_up(tiny_refiner, logged,
-                                                                monkeypatch):
+def test_compile_option_uses_the_compiled_unet_and_logs_warm_up(tiny_refiner, logged, monkeypatch):
     compiled = []
     monkeypatch.setattr(torch, 'compile', lambda module: compiled.append(module) or module)
     keys = list(tiny_refiner.state_dict())
@@ -201,12 +201,13 @@ def test_autocast_optim_wrapper_trains_channels_last(tiny_refiner):
     from mmseg_refiner.models.refiner import DiffusionRefiner
     assert isinstance(tiny_refiner, DiffusionRefiner)
     tiny_refiner.train()
-    wrapper = AutocastOptimWrapper(optimizer=torch.optim.AdamW(tiny_refiner.parameters(),
-                                                               lr=1e-3))
+    wrapper = AutocastOptimWrapper(optimizer=torch.optim.AdamW(tiny_refiner.parameters(), lr=1e-3))
     imgs, coarse = _inputs(2)
     from mmengine.structures import BaseDataElement, PixelData
-    samples = [BaseDataElement(gt_mask=PixelData(data=c), coarse_mask=PixelData(data=1 - c))
-               for c in coarse]
+    samples = [
+        BaseDataElement(gt_mask=PixelData(data=c), coarse_mask=PixelData(data=1 - c))
+        for c in coarse
+    ]
     before = tiny_refiner.backbone.out[2].weight.detach().clone()
     with wrapper.optim_context(tiny_refiner):
         losses = tiny_refiner.loss(imgs, samples)

@@ -43,19 +43,22 @@ def test_malformed_device_is_a_clear_error(no_cuda, bad):
 
 
 def test_missing_gpu_index(two_gpus):
-    with pytest.raises(DeviceError, match="'cuda:2' is not available; available here: "
-                       'cpu, cuda, cuda:0, cuda:1'):
+    with pytest.raises(
+            DeviceError, match="'cuda:2' is not available; available here: "
+            'cpu, cuda, cuda:0, cuda:1'):
         resolve_device('cuda:2')
 
 
-@pytest.mark.parametrize('flags, capability, expected', [
-    ({'avx512f', 'avx512_bf16'}, 'AVX512', True),
-    ({'amx_bf16', 'amx_tile'}, 'AVX512', True),
-    ({'fp', 'asimd', 'bf16'}, 'DEFAULT', True),  # Arm with BF16
-    ({'avx2', 'avx512f', 'avx512bw'}, 'AVX512', False),  # AVX-512 without BF16: emulated
-    (set(), 'AMX', True),  # no /proc/cpuinfo, torch says AMX
-    (set(), 'AVX2', False),
-])
+@pytest.mark.parametrize(
+    'flags, capability, expected',
+    [
+        ({'avx512f', 'avx512_bf16'}, 'AVX512', True),
+        ({'amx_bf16', 'amx_tile'}, 'AVX512', True),
+        ({'fp', 'asimd', 'bf16'}, 'DEFAULT', True),  # Arm with BF16
+        ({'avx2', 'avx512f', 'avx512bw'}, 'AVX512', False),  # AVX-512 without BF16: emulated
+        (set(), 'AMX', True),  # no /proc/cpuinfo, torch says AMX
+        (set(), 'AVX2', False),
+    ])
 def test_native_bf16_on_cpu(monkeypatch, flags, capability, expected):
     monkeypatch.setattr(hardware, '_cpu_flags', lambda: frozenset(flags))
     monkeypatch.setattr(hardware, '_torch_cpu_capability', lambda: capability)

@@ -3,31 +3,20 @@ makes every component buildable (registration through the registries' ``location
 
 Each check runs in a fresh interpreter: this test process has imported everything already.
 """
-import os
-import subprocess
-import sys
 
-from conftest import TINY_CONFIG
-
-
-def _run_python(code, cwd=None):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+from conftest import TINY_CONFIG, run_python
 
 
 def test_cli_parser_does_not_import_torch():
     """``mmseg-refiner --help`` builds every subcommand's parser without loading the stack:
     subcommand modules keep torch / mmengine / model imports inside their functions."""
-    _run_python('import sys, mmseg_refiner.cli as c; c.build_parser(); '
-                "heavy = [m for m in ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg') "
-                'if m in sys.modules]; assert not heavy, heavy')
+    run_python('import sys, mmseg_refiner.cli as c; c.build_parser(); '
+               "heavy = [m for m in ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg') "
+               'if m in sys.modules]; assert not heavy, heavy')
 
 
 def test_cli_help_does_not_import_torch():
-    out = _run_python('''
+    out = run_python('''
 import sys
 from mmseg_refiner.cli import main
 try:
@@ -41,7 +30,7 @@ print('help ok')
 
 
 def test_package_import_is_lazy():
-    _run_python('''
+    run_python('''
 import sys, mmseg_refiner
 assert 'torch' not in sys.modules and 'mmseg_refiner.models' not in sys.modules
 assert callable(mmseg_refiner.init_refiner)  # loads the API on first access
@@ -59,7 +48,7 @@ custom_imports = dict(imports=['mmseg_refiner'], allow_failed_imports=False)
 default_scope = 'mmdet'
 custom_hooks = [dict(type='mmseg_refiner.SegRefinerHook', refiner_config={TINY_CONFIG!r})]
 ''')
-    _run_python(f'''
+    run_python(f'''
 from mmengine.config import Config
 from mmengine.registry import HOOKS, METRICS, MODELS, TRANSFORMS, init_default_scope
 cfg = Config.fromfile({str(cfg)!r})
@@ -83,7 +72,7 @@ assert type(METRICS.build(dict(type='mmseg_refiner.RefinerMetric'))).__name__ ==
 def test_every_component_is_registered_through_locations():
     """What the registries' ``locations`` import registers everything the package defines, so
     lazy registration misses nothing (a new module must be imported by its subpackage)."""
-    _run_python('''
+    run_python('''
 import pkgutil
 import mmseg_refiner
 from mmengine.registry import Registry
@@ -103,7 +92,7 @@ assert full['MODELS'] and full['HOOKS'] and full['TRANSFORMS'] and full['DATASET
 
 
 def test_importing_the_package_installs_no_warning_filters():
-    _run_python('''
+    run_python('''
 import os, pkgutil, sys, warnings
 callers = []
 def recording(original):
@@ -140,4 +129,14 @@ with warnings.catch_warnings(record=True) as caught:
 messages = [str(w.message) for w in caught if 'pkg_resources' in str(w.message)]
 assert len(messages) == 1, messages
 '''
-    _run_python(code)
+    run_python(code)
+
+
+def test_inference_loads_mmcv_ops_on_first_use():
+    """``mmcv.ops`` (compiled extensions) is imported by the function that runs NMS, not when
+    the inference modules are imported."""
+    run_python('''
+import sys
+import mmseg_refiner.inference.reference, mmseg_refiner.inference.strategies
+assert 'mmcv.ops' not in sys.modules
+''')

@@ -23,24 +23,14 @@ def test_guard_never_changes_pixels_outside_its_band():
     coarse = _square()
     for _ in range(5):
         refined = rng.random(coarse.shape) > 0.5
-        out = apply_guard(
-            refined,
-            coarse,
-            band_ratio=0.05,
-            min_band=2,
-            drop_new_components=False,
-            undo_overflow=False)
+        out = apply_guard(refined, coarse, band_ratio=0.05, min_band=2, drop_new_components=False,
+                          undo_overflow=False)
         band = boundary_band(coarse, band_width(coarse, 0.05, 2))
         assert np.array_equal(out[~band], coarse[~band])
         assert np.array_equal(out[band], refined[band])
         for drop in (False, True):  # every option only ever takes pixels back to coarse
-            out = apply_guard(
-                refined,
-                coarse,
-                band_ratio=0.05,
-                min_band=2,
-                drop_new_components=drop,
-                undo_overflow=True)
+            out = apply_guard(refined, coarse, band_ratio=0.05, min_band=2,
+                              drop_new_components=drop, undo_overflow=True)
             assert np.array_equal(out[~band], coarse[~band])
             assert np.all((out == refined) | (out == coarse))
 
@@ -59,13 +49,8 @@ def test_changes_reaching_beyond_the_band_are_undone_whole():
     assert out[30:47, 17:47].all()  # the deep cut is undone too
     assert not out[16:19, 20:40].any()  # the trim stays
     assert out[12:16, 20:30].all()  # the fix stays
-    clipped = apply_guard(
-        refined,
-        coarse,
-        band_ratio=0.1,
-        min_band=2,
-        drop_new_components=False,
-        undo_overflow=False)
+    clipped = apply_guard(refined, coarse, band_ratio=0.1, min_band=2, drop_new_components=False,
+                          undo_overflow=False)
     assert clipped[16:48, 48:52].all()  # the reference-style clip keeps a lump at the edge
 
 
@@ -113,8 +98,8 @@ def test_guard_masks_returns_masks_and_the_pixels_it_changed():
     for off in (None, False):
         unguarded = guard_masks(refined, coarse, off)
         assert np.array_equal(unguarded.mask, refined) and not unguarded.changed.any()
-    with_options = guard_masks(refined, coarse,
-                               dict(undo_overflow=False, drop_new_components=False))
+    with_options = guard_masks(refined, coarse, dict(undo_overflow=False,
+                                                     drop_new_components=False))
     assert with_options.mask[0, 16:48, 48:52].all()  # cut at the band, not undone
     empty = guard_masks(np.zeros((0, 4, 4), bool), np.zeros((0, 4, 4), bool), True)
     assert empty.mask.shape == empty.changed.shape == (0, 4, 4)

@@ -42,7 +42,7 @@ def test_crop_paste_round_trip_exact_at_working_size(tiny_refiner):
 def test_crop_paste_round_trip_close_when_rescaled(tiny_refiner):
     refiner = _identity(tiny_refiner)
     yy, xx = np.mgrid[:120, :150]
-    mask = ((yy - 60) / 40) ** 2 + ((xx - 75) / 55) ** 2 < 1
+    mask = ((yy - 60) / 40)**2 + ((xx - 75) / 55)**2 < 1
     image = np.zeros((120, 150, 3), np.uint8)
     out = refine_instances(refiner, image, mask[None])
     refined = out.prob[0].numpy() >= 0.5

@@ -11,8 +11,8 @@ def _batch(b=2, size=32, seed=0):
     for _ in range(b):
         gt = (torch.rand(1, size, size, generator=g) > 0.5).to(torch.uint8)
         coarse = (torch.rand(1, size, size, generator=g) > 0.5).to(torch.uint8)
-        samples.append(BaseDataElement(gt_mask=PixelData(data=gt),
-                                       coarse_mask=PixelData(data=coarse)))
+        samples.append(
+            BaseDataElement(gt_mask=PixelData(data=gt), coarse_mask=PixelData(data=coarse)))
     return dict(inputs=list(inputs), data_samples=samples)
 
 
@@ -74,8 +74,28 @@ def test_adaptive_stop_zero_equals_fixed_schedule(tiny_refiner):
 
 def test_released_checkpoint_keys_are_mapped(tiny_refiner):
     state = {('denoise_model.' + k): v for k, v in tiny_refiner.backbone.state_dict().items()}
-    fresh = DiffusionRefiner(backbone=dict(type='SegRefinerUNet', model_channels=8,
-                                           channel_mult=(1, 2), attention_strides=(2, ),
-                                           num_heads=1, norm_num_groups=4))
+    fresh = DiffusionRefiner(backbone=dict(type='SegRefinerUNet', model_channels=8, channel_mult=(
+        1, 2), attention_strides=(2, ), num_heads=1, norm_num_groups=4))
     result = fresh.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+
+
+def test_builds_under_a_host_default_scope(tmp_path):
+    """A host config (``default_scope='mmdet'``) builds ``mmseg_refiner.DiffusionRefiner``:
+    its nested parts (data preprocessor, backbone, sampler, losses) are built in the plugin's
+    scope, not in the host's."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from conftest import TINY_CONFIG
+    model = Config.fromfile(TINY_CONFIG).model.to_dict()
+    model['type'] = 'mmseg_refiner.DiffusionRefiner'
+    host = tmp_path / 'host.py'
+    host.write_text(f"default_scope = 'mmdet'\nmodel = {model!r}\n")
+    cfg = Config.fromfile(str(host))
+    assert cfg.default_scope == 'mmdet'
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        refiner = MODELS.build(cfg.model)
+    assert isinstance(refiner, DiffusionRefiner)
+    assert type(refiner.data_preprocessor).__name__ == 'RefinerDataPreprocessor'
+    assert type(refiner.backbone).__name__ == 'SegRefinerUNet'

@@ -58,9 +58,10 @@ def test_full_size_layout_matches_released_checkpoint_keys():
     n_params = sum(p.numel() for p in net.parameters())
     assert abs(n_params / 1e6 - 118.6) < 0.1
     keys = set(net.state_dict())
-    for key in ['time_embed.weight', 'input_blocks.0.0.weight',
-                'input_blocks.1.0.in_layers.0.weight', 'input_blocks.3.0.op.weight',
-                'middle_block.1.qkv.weight', 'output_blocks.17.0.skip_connection.weight',
-                'out.2.weight', 'out.0.weight']:
+    for key in [
+            'time_embed.weight', 'input_blocks.0.0.weight', 'input_blocks.1.0.in_layers.0.weight',
+            'input_blocks.3.0.op.weight', 'middle_block.1.qkv.weight',
+            'output_blocks.17.0.skip_connection.weight', 'out.2.weight', 'out.0.weight'
+    ]:
         assert key in keys, key
     assert net.state_dict()['time_embed.weight'].shape == (6, 512)

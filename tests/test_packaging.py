@@ -11,19 +11,18 @@ import tarfile
 import zipfile
 from collections import Counter
 
-import cv2
-import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, write_mask_folder
 
 IGNORE = shutil.ignore_patterns('.venv', '.git', 'work_dirs', 'build', 'dist', '*.egg-info',
                                 '__pycache__', '.mim', 'demo_out', 'outputs', '.pytest_cache')
 
 
 def _files(root):
-    return sorted(osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
-                  if '__pycache__' not in d and not f.endswith('.pyc'))
+    return sorted(
+        osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+        if '__pycache__' not in d and not f.endswith('.pyc'))
 
 
 @pytest.fixture(scope='module')
@@ -32,8 +31,9 @@ def dist(tmp_path_factory):
     src = tmp_path_factory.mktemp('src') / 'repo'
     shutil.copytree(REPO_ROOT, src, ignore=IGNORE)
     out = tmp_path_factory.mktemp('dist')
-    proc = subprocess.run([sys.executable, '-m', 'build', '--no-isolation', '--outdir', str(out),
-                           str(src)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'build', '--no-isolation', '--outdir',
+         str(out), str(src)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sdists = list(out.glob('mmseg_refiner-*.tar.gz'))
     wheels = list(out.glob('mmseg_refiner-*.whl'))
@@ -96,40 +96,24 @@ def test_editable_install_links_mim_folder():
         assert osp.islink(path) and osp.samefile(path, osp.join(REPO_ROOT, item)), path
 
 
-def _write_folder(root, n, seed):
-    """``images/<id>.jpg`` + ``masks/<id>.png`` and train/val split files."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'images'))
-    os.makedirs(osp.join(root, 'masks'))
-    for i in range(n):
-        img = rng.integers(0, 80, (72, 88, 3), dtype=np.uint8)
-        mask = np.zeros((72, 88), np.uint8)
-        cv2.ellipse(mask, (44, 36), (20, 14), float(rng.uniform(0, 180)), 0, 360, 255, -1)
-        img[mask > 0] = (40, 200, 220)
-        cv2.imwrite(osp.join(root, 'images', f'{i}.jpg'), img)
-        cv2.imwrite(osp.join(root, 'masks', f'{i}.png'), mask)
-    for split, ids in (('train.txt', range(n - 1)), ('val.txt', [n - 1])):
-        with open(osp.join(root, split), 'w') as f:
-            f.write(''.join(f'{i}\n' for i in ids))
-
-
 @pytest.fixture(scope='module')
 def fresh_venv(dist, tmp_path_factory):
     """A new venv with the wheel installed; the stack comes from this interpreter's
     site-packages through a .pth file (no network, no second stack install)."""
     _, wheel, _ = dist
     venv = tmp_path_factory.mktemp('venv') / 'fresh'
-    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True,
-                   timeout=300)
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip',
+                    str(venv)], check=True, timeout=300)
     python = str(venv / 'bin' / 'python')
     site = subprocess.run(
         [python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
         capture_output=True, text=True, check=True).stdout.strip()
     with open(osp.join(site, 'stack.pth'), 'w') as f:
         f.write(sysconfig.get_paths()['purelib'] + '\n')
-    proc = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index',
-                           '--target', site, str(wheel)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '--target', site,
+        str(wheel)
+    ], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return python, site
 
@@ -138,22 +122,38 @@ def test_mim_train_from_installed_wheel(fresh_venv, tmp_path):
     python, site = fresh_venv
     data = str(tmp_path / 'data')
     for n, name in enumerate(('people', 'hair')):
-        _write_folder(osp.join(data, name), 3, seed=n)
+        write_mask_folder(osp.join(data, name), 3, seed=n, size=(72, 88), axes=(20, 14),
+                          splits=True)
     run_dir = tmp_path / 'elsewhere'  # not the repository: nothing found through the cwd
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env.update(OMP_NUM_THREADS='1', REFINER_DATA_ROOT=data)
     work = str(tmp_path / 'work')
-    cmd = [python, '-m', 'mim', 'train', 'mmseg_refiner', 'segrefiner_small_folder.py',
-           '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
-           'train_cfg.val_interval=2',
-           'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=1',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'val_dataloader.batch_size=1', 'val_dataloader.num_workers=0',
-           # a tiny U-Net: what is tested is the packaging, not the model
-           'model.backbone.model_channels=8', 'model.backbone.channel_mult=[1,2]',
-           'model.backbone.attention_strides=[2]', 'model.backbone.num_heads=1',
-           'model.backbone.norm_num_groups=4']
+    cmd = [
+        python,
+        '-m',
+        'mim',
+        'train',
+        'mmseg_refiner',
+        'segrefiner_small_folder.py',
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2',
+        'train_dataloader.batch_size=1',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.batch_size=1',
+        'val_dataloader.num_workers=0',
+        # a tiny U-Net: what is tested is the packaging, not the model
+        'model.backbone.model_channels=8',
+        'model.backbone.channel_mult=[1,2]',
+        'model.backbone.attention_strides=[2]',
+        'model.backbone.num_heads=1',
+        'model.backbone.norm_num_groups=4'
+    ]
     proc = subprocess.run(cmd, cwd=str(run_dir), env=env, capture_output=True, text=True,
                           timeout=600)
     log = proc.stdout + proc.stderr

@@ -66,14 +66,8 @@ def write_tiny_data(root) -> str:
         mmcv.imwrite(labels, osp.join(root, 'ann', f'{i}.png'))
         images.append(dict(id=i, file_name=f'{i}.png', height=h, width=w))
         anns.append(
-            dict(
-                id=i + 1,
-                image_id=i,
-                category_id=2,
-                iscrowd=0,
-                bbox=[x0, y0, x1 - x0, y1 - y0],
-                area=(x1 - x0) * (y1 - y0),
-                segmentation=[[x0, y0, x1, y0, x1, y1, x0, y1]]))
+            dict(id=i + 1, image_id=i, category_id=2, iscrowd=0, bbox=[x0, y0, x1 - x0, y1 - y0],
+                 area=(x1 - x0) * (y1 - y0), segmentation=[[x0, y0, x1, y0, x1, y1, x0, y1]]))
     cats = [dict(id=k + 1, name=n) for k, n in enumerate('abc')]
     with open(osp.join(root, 'ann.json'), 'w') as f:
         json.dump(dict(images=images, annotations=anns, categories=cats), f)
@@ -87,20 +81,13 @@ def save_noisy_refiner(path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         refiner = init_refiner(TINY_CONFIG)
-    torch.nn.init.normal_(
-        refiner.backbone.out[2].weight, std=0.5, generator=torch.Generator().manual_seed(0))
+    torch.nn.init.normal_(refiner.backbone.out[2].weight, std=0.5,
+                          generator=torch.Generator().manual_seed(0))
     torch.save({'state_dict': refiner.state_dict()}, str(path))
     return str(path)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: as fast for these tiny models, and many times faster than two
-    when the 2-core machine is shared with other jobs (OpenMP threads then spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
@@ -133,25 +120,16 @@ def build_runner(name, data_root, work_dir, hooks=()):
         cfg[f'{split}_evaluator'] = dict(type='CapturePredictions')
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
         cfg[key] = None
-    cfg.update(
-        work_dir=str(work_dir),
-        log_level='WARNING',
-        randomness=dict(seed=0),
-        custom_hooks=list(hooks),
-        default_hooks=dict(checkpoint=None))
+    cfg.update(work_dir=str(work_dir), log_level='WARNING', randomness=dict(seed=0),
+               custom_hooks=list(hooks), default_hooks=dict(checkpoint=None))
     runner = Runner.from_cfg(cfg)
     _diversify_predictions(name, runner.model)
     return runner
 
 
 def hook_cfg(ckpt, **kwargs):
-    return dict(
-        type='mmseg_refiner.SegRefinerHook',
-        refiner_config=TINY_CONFIG,
-        refiner_checkpoint=ckpt,
-        mode='instance',
-        area_thr=4,
-        **kwargs)
+    return dict(type='mmseg_refiner.SegRefinerHook', refiner_config=TINY_CONFIG,
+                refiner_checkpoint=ckpt, mode='instance', area_thr=4, **kwargs)
 
 
 def _check_instances(off, on):
@@ -218,8 +196,8 @@ def test_hook_refines_on_a_ddp_wrapped_model(tiny_data, refiner_ckpt, tmp_path):
     runner = build_runner('fast-scnn_64px', tiny_data, tmp_path)
     batch = next(iter(runner.test_dataloader))
     plain = [s.pred_sem_seg.data.clone() for s in runner.model.test_step(batch)]
-    torch.distributed.init_process_group(
-        'gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
+    torch.distributed.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0,
+                                         world_size=1)
     try:
         ddp = MMDistributedDataParallel(module=runner.model, device_ids=None)
         fake_runner = SimpleNamespace(model=ddp, test_loop=runner.test_loop, logger=runner.logger)
@@ -245,21 +223,18 @@ class _FixedPredictor(torch.nn.Module):
 
 
 def _fake_runner(model, dataset=None):
-    loop = SimpleNamespace(
-        dataloader=SimpleNamespace(dataset=dataset), evaluator=SimpleNamespace(metrics=[]))
-    return SimpleNamespace(
-        model=model, test_loop=loop, val_loop=loop, logger=SimpleNamespace(info=lambda msg: None))
+    loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset),
+                           evaluator=SimpleNamespace(metrics=[]))
+    return SimpleNamespace(model=model, test_loop=loop, val_loop=loop,
+                           logger=SimpleNamespace(info=lambda msg: None))
 
 
 def _instance_sample(img_path, h=64, w=80):
     masks = torch.zeros(3, h, w, dtype=torch.bool)
     for i in range(3):
         masks[i, 8 + 4 * i:40 + 4 * i, 10 + 6 * i:50 + 6 * i] = True
-    inst = InstanceData(
-        masks=masks,
-        bboxes=torch.ones(3, 4),
-        labels=torch.zeros(3).long(),
-        scores=torch.tensor([0.9, 0.3, 0.6]))
+    inst = InstanceData(masks=masks, bboxes=torch.ones(3, 4), labels=torch.zeros(3).long(),
+                        scores=torch.tensor([0.9, 0.3, 0.6]))
     return BaseDataElement(pred_instances=inst, metainfo=dict(img_path=img_path))
 
 
@@ -282,16 +257,12 @@ def test_score_thr_and_max_instances_leave_other_masks_alone(tiny_data, refiner_
 def test_missing_refiner_files_fail_at_hook_build(refiner_ckpt, tmp_path):
     with pytest.raises(FileNotFoundError, match='refiner_config not found: .*nope.py'):
         HOOKS.build(
-            dict(
-                type='mmseg_refiner.SegRefinerHook',
-                refiner_checkpoint=refiner_ckpt,
-                refiner_config=str(tmp_path / 'nope.py')))
+            dict(type='mmseg_refiner.SegRefinerHook', refiner_checkpoint=refiner_ckpt,
+                 refiner_config=str(tmp_path / 'nope.py')))
     with pytest.raises(FileNotFoundError, match='refiner_checkpoint not found: .*nope.pth'):
         HOOKS.build(
-            dict(
-                type='mmseg_refiner.SegRefinerHook',
-                refiner_config=TINY_CONFIG,
-                refiner_checkpoint=str(tmp_path / 'nope.pth')))
+            dict(type='mmseg_refiner.SegRefinerHook', refiner_config=TINY_CONFIG,
+                 refiner_checkpoint=str(tmp_path / 'nope.pth')))
     with pytest.raises(ValueError, match="SegRefinerHook: mode must be one of .* got 'fast'"):
         SegRefinerHook(TINY_CONFIG, refiner_ckpt, mode='fast')
     with pytest.raises(ValueError, match="preset must be one of .*'reference'.* got 'paper'"):
@@ -304,13 +275,8 @@ def test_hook_options_from_a_dict_and_keywords(refiner_ckpt):
     options = dict(preset='reference', stop_thr=0.2, steps=2)
     hook = HOOKS.build(
         hook_cfg(refiner_ckpt, refine_options=options, steps=3, stop_criterion='change'))
-    assert hook.options.to_dict() == dict(
-        mode='instance',
-        steps=3,
-        seed=0,
-        stop_thr=0.2,
-        stop_criterion='change',
-        preset='reference')
+    assert hook.options.to_dict() == dict(mode='instance', steps=3, seed=0, stop_thr=0.2,
+                                          stop_criterion='change', preset='reference')
     plain = SegRefinerHook(TINY_CONFIG, refiner_ckpt)
     assert plain.options.to_dict() == dict(mode='auto', seed=0)  # the rest: the config's
     seeded = SegRefinerHook(TINY_CONFIG, refiner_ckpt, refine_options=dict(seed=4, mode='hr'))
@@ -328,15 +294,9 @@ def test_hook_options_reach_the_api_and_leave_test_cfg_alone(tiny_data, refiner_
     monkeypatch.setattr(refiner_hook, 'refine_masks', spy)
     sample = _instance_sample(osp.join(tiny_data, 'img', '0.png'))
     model = _FixedPredictor([sample])
-    hook = SegRefinerHook(
-        TINY_CONFIG,
-        refiner_ckpt,
-        mode='instance',
-        preset='reference',
-        refine_options=dict(stop_thr=0.3),
-        device='cpu',
-        cfg_options={'model.test_cfg.pad': 2},
-        area_thr=8)
+    hook = SegRefinerHook(TINY_CONFIG, refiner_ckpt, mode='instance', preset='reference',
+                          refine_options=dict(stop_thr=0.3), device='cpu',
+                          cfg_options={'model.test_cfg.pad': 2}, area_thr=8)
     hook.before_test(_fake_runner(model))
     model.test_step({})
     hook.after_test(_fake_runner(model))
@@ -347,8 +307,8 @@ def test_hook_options_reach_the_api_and_leave_test_cfg_alone(tiny_data, refiner_
 
 def test_boxes_without_masks_is_a_clear_error_and_restores(tiny_data, refiner_ckpt):
     sample = BaseDataElement(
-        pred_instances=InstanceData(
-            bboxes=torch.ones(1, 4), scores=torch.ones(1), labels=torch.zeros(1).long()),
+        pred_instances=InstanceData(bboxes=torch.ones(1, 4), scores=torch.ones(1),
+                                    labels=torch.zeros(1).long()),
         metainfo=dict(img_path=osp.join(tiny_data, 'img', '0.png')))
     model = _FixedPredictor([sample])
     hook = SegRefinerHook(TINY_CONFIG, refiner_ckpt)

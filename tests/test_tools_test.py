@@ -33,8 +33,8 @@ def save_random_model(name, path) -> str:
 def run_test_script(config, ckpt, args, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     cmd = [sys.executable, TEST_SCRIPT, config, ckpt, '--work-dir', str(tmp_path / 'work')]
-    proc = subprocess.run(
-        cmd + args, capture_output=True, text=True, env=env, timeout=300, cwd=REPO_ROOT)
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=300,
+                          cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -43,10 +43,8 @@ def run_test_script(config, ckpt, args, tmp_path):
 def tiny_files(tmp_path_factory):
     root = tmp_path_factory.mktemp('tools_test')
     (root / 'data').mkdir()
-    return dict(
-        data=write_tiny_data(root / 'data'),
-        refiner=save_noisy_refiner(root / 'refiner.pth'),
-        root=root)
+    return dict(data=write_tiny_data(root / 'data'),
+                refiner=save_noisy_refiner(root / 'refiner.pth'), root=root)
 
 
 def _refiner_args(files):
@@ -61,11 +59,10 @@ def test_tools_test_mmdet_with_refiner(tiny_files, tmp_path):
     name, data = 'mask-rcnn_r18_fpn_64px', tiny_files['data']
     ckpt = save_random_model(name, tmp_path / 'det.pth')
     out = str(tmp_path / 'preds.pkl')
-    log = run_test_script(
-        osp.join(TINY_MODELS, f'{name}.py'), ckpt, [
-            '--out', out, '--cfg-options', f'test_dataloader.dataset.data_root={data}',
-            f'test_evaluator.ann_file={data}/ann.json', 'randomness.seed=0'
-        ] + _refiner_args(tiny_files), tmp_path)
+    log = run_test_script(osp.join(TINY_MODELS, f'{name}.py'), ckpt, [
+        '--out', out, '--cfg-options', f'test_dataloader.dataset.data_root={data}',
+        f'test_evaluator.ann_file={data}/ann.json', 'randomness.seed=0'
+    ] + _refiner_args(tiny_files), tmp_path)
     assert 'SegRefinerHook: refined' in log and 'of 2 image(s)' in log
     assert 'coco/segm_mAP' in log
     with open(out, 'rb') as f:
@@ -76,12 +73,10 @@ def test_tools_test_mmdet_with_refiner(tiny_files, tmp_path):
 def test_tools_test_mmseg_with_refiner(tiny_files, tmp_path):
     name, data = 'fast-scnn_64px', tiny_files['data']
     ckpt = save_random_model(name, tmp_path / 'seg.pth')
-    log = run_test_script(
-        osp.join(TINY_MODELS, f'{name}.py'), ckpt, [
-            '--out',
-            str(tmp_path / 'pred_png'), '--cfg-options',
-            f'test_dataloader.dataset.data_root={data}'
-        ] + _refiner_args(tiny_files), tmp_path)
+    log = run_test_script(osp.join(TINY_MODELS, f'{name}.py'), ckpt, [
+        '--out',
+        str(tmp_path / 'pred_png'), '--cfg-options', f'test_dataloader.dataset.data_root={data}'
+    ] + _refiner_args(tiny_files), tmp_path)
     assert 'SegRefinerHook: refined 2 prediction(s) of 2 image(s)' in log
     assert 'mIoU' in log
     assert len(glob.glob(str(tmp_path / 'pred_png' / '*.png'))) == 2
@@ -122,13 +117,8 @@ def test_tools_test_refiner_options_device_and_cfg_options():
     ])
     cfg, _ = module.build_cfg(args)
     hook = cfg.custom_hooks[-1]
-    assert hook['refine_options'] == dict(
-        mode='auto',
-        seed=0,
-        guard=False,
-        stop_thr=0.1,
-        stop_criterion='change',
-        preset='reference')
+    assert hook['refine_options'] == dict(mode='auto', seed=0, guard=False, stop_thr=0.1,
+                                          stop_criterion='change', preset='reference')
     assert hook['device'] == 'cpu' and hook['trust_checkpoint'] is True
     assert hook['cfg_options'] == {'model.test_cfg.hr_size': 99}
     assert cfg.randomness.seed == 3 and args.threads == 1
@@ -175,12 +165,8 @@ def test_dist_test_sh_two_cpu_processes_each_refine_their_share(tiny_files, tmp_
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS='1',
-        PYTHONWARNINGS='ignore',
-        PYTHON=sys.executable,
-        PORT=str(port))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', PYTHON=sys.executable,
+               PORT=str(port))
     cmd = [
         'bash',
         osp.join(REPO_ROOT, 'tools', 'dist_test.sh'),

@@ -7,35 +7,21 @@ import subprocess
 import sys
 import time
 
-import cv2
-import numpy as np
 import pytest
 import torch
+
+from conftest import write_mask_folder
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TINY_CFG = osp.join(REPO, 'tests', 'data', 'segrefiner_tiny_folder.py')
 
 
-def _write_split(root, n, seed):
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'images'))
-    os.makedirs(osp.join(root, 'masks'))
-    for i in range(n):
-        img = rng.integers(0, 80, (40, 48, 3), dtype=np.uint8)
-        mask = np.zeros((40, 48), np.uint8)
-        cv2.ellipse(mask, (24, 20), (int(rng.integers(8, 16)), int(rng.integers(6, 12))),
-                    float(rng.uniform(0, 180)), 0, 360, 255, -1)
-        img[mask > 0] = (40, 200, 220)
-        cv2.imwrite(osp.join(root, 'images', f'{i}.jpg'), img)
-        cv2.imwrite(osp.join(root, 'masks', f'{i}.png'), mask)
-
-
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('refiner_data'))
-    _write_split(osp.join(root, 'train'), 6, seed=0)
-    _write_split(osp.join(root, 'val'), 2, seed=1)
+    write_mask_folder(osp.join(root, 'train'), 6, seed=0)
+    write_mask_folder(osp.join(root, 'val'), 2, seed=1)
     return root
 
 
@@ -198,7 +184,7 @@ def people_hair_root(tmp_path_factory):
     """``people/`` and ``hair/`` folders with train/val splits, as ../shared/data has."""
     root = str(tmp_path_factory.mktemp('people_hair'))
     for n, name in enumerate(('people', 'hair')):
-        _write_split(osp.join(root, name), 4, seed=10 + n)
+        write_mask_folder(osp.join(root, name), 4, seed=10 + n)
         for split, ids in (('train.txt', '0\n1\n2\n'), ('val.txt', '3\n')):
             with open(osp.join(root, name, split), 'w') as f:
                 f.write(ids)

@@ -11,12 +11,12 @@ import time
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(HERE))  # run from a checkout without installing
 
-from mmseg_refiner.apis import DEFAULT_CHECKPOINT, refine_mask  # noqa: E402
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, refine_options  # noqa
-from mmseg_refiner.utils.io import (imread_checked, imwrite_atomic, maskread_checked,  # noqa: E402
+from mmseg_refiner.apis import DEFAULT_CHECKPOINT, refine_mask
+from mmseg_refiner.cli.common import add_refiner_args, build_refiner, refine_options
+from mmseg_refiner.utils.io import (imread_checked, imwrite_atomic, maskread_checked,
                                     maskwrite_atomic)
-from mmseg_refiner.utils.stack_warnings import filter_stack_warnings  # noqa: E402
-from mmseg_refiner.vis import before_after_panel  # noqa: E402
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+from mmseg_refiner.vis import before_after_panel
 
 DEMO_DIR = osp.join(osp.dirname(HERE), 'mmseg_refiner', 'demo')
 

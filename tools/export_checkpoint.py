@@ -18,10 +18,10 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_refiner.apis import init_refiner  # noqa: E402
-from mmseg_refiner.utils.checkpoint import load_checkpoint  # noqa: E402
-from mmseg_refiner.utils.io import atomic_write  # noqa: E402
-from mmseg_refiner.utils.stack_warnings import filter_stack_warnings  # noqa: E402
+from mmseg_refiner.apis import init_refiner
+from mmseg_refiner.utils.checkpoint import load_checkpoint
+from mmseg_refiner.utils.io import atomic_write
+from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 
 def parse_args():
@@ -43,11 +43,9 @@ def main():
                          trust_checkpoint=args.trust_checkpoint)
     ckpt = load_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     dtype = torch.float32 if args.fp32 else torch.float16
-    state = {k: v.to(dtype) if v.is_floating_point() else v
-             for k, v in model.state_dict().items()}
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     meta = dict(model_cfg=model.cfg.model.to_dict(), note=args.note,
-                source=osp.basename(args.checkpoint),
-                iter=ckpt.get('meta', {}).get('iter'))
+                source=osp.basename(args.checkpoint), iter=ckpt.get('meta', {}).get('iter'))
     with atomic_write(args.out) as tmp:
         torch.save(dict(state_dict=state, meta=meta), tmp)
     digest = hashlib.sha256(open(args.out, 'rb').read()).hexdigest()

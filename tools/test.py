@@ -43,19 +43,16 @@ def parse_args(argv=None):
         description='Test (and evaluate) an mmdet / mmseg model, optionally refining its '
         'masks with SegRefiner')
     parser.add_argument(
-        'config',
-        help='test config: a file, or a model-zoo config such as '
+        'config', help='test config: a file, or a model-zoo config such as '
         'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py (default_scope mmdet or '
         'mmseg)')
     parser.add_argument('checkpoint', help='checkpoint file of the model')
     parser.add_argument('--work-dir', help='the directory to save logs and metrics')
     parser.add_argument(
-        '--out',
-        help='mmdet: dump the predictions to this .pkl file; mmseg: save the '
+        '--out', help='mmdet: dump the predictions to this .pkl file; mmseg: save the '
         'predicted label maps as PNGs into this directory')
     parser.add_argument(
-        '--lvis-ann',
-        metavar='FILE',
+        '--lvis-ann', metavar='FILE',
         help='mmdet: score masks against this LVIS-format annotation file '
         '(mask AP and boundary AP with the lvis API; the paper\'s COCO protocol '
         'uses cocofied LVIS val) instead of the config\'s test_evaluator')
@@ -63,19 +60,12 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory where painted images are saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
+        '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. custom_hooks.0.refiner_checkpoint=x)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--tta',
-        action='store_true',
-        help='test-time augmentation (needs tta_model and tta_pipeline)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (needs tta_model and tta_pipeline)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     _add_refiner_args(parser)
     args = parser.parse_args(argv)
@@ -108,14 +98,11 @@ def add_refiner_hook(cfg: Config, args) -> None:
     if 'mmseg_refiner' not in imports['imports']:
         imports['imports'] = list(imports['imports']) + ['mmseg_refiner']
     cfg.custom_imports = imports
-    hook = dict(
-        type='mmseg_refiner.SegRefinerHook',
-        refiner_config=args.refiner,
-        refiner_checkpoint=args.refiner_checkpoint,
-        device=args.refiner_device,
-        refine_options=refine_options(args, prefix='refiner_').to_dict(),
-        cfg_options=args.refiner_cfg_options,
-        trust_checkpoint=args.refiner_trust_checkpoint)
+    hook = dict(type='mmseg_refiner.SegRefinerHook', refiner_config=args.refiner,
+                refiner_checkpoint=args.refiner_checkpoint, device=args.refiner_device,
+                refine_options=refine_options(args, prefix='refiner_').to_dict(),
+                cfg_options=args.refiner_cfg_options,
+                trust_checkpoint=args.refiner_trust_checkpoint)
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
 
 

@@ -47,8 +47,8 @@ def parse_args(argv=None):
         '--trust-checkpoint', action='store_true',
         help='unpickle load_from / resume checkpoints fully (can run code from the file: only '
         'for files you trust); default: weights only plus the types mmengine checkpoints hold')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
     # torch.distributed.launch passes --local-rank (older: --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)

@@ -35,8 +35,8 @@ def _full_cfg(config) -> Config:
         config = copy.deepcopy(config)
     elif isinstance(config, dict):
         config = copy.deepcopy(dict(config))
-        config = Config(config if 'model' in config or 'type' not in config
-                        else dict(model=config))
+        config = Config(config if 'model' in config or 'type' not in config else dict(
+            model=config))
     else:
         raise TypeError(f'config must be a path, Config or dict, got {type(config)}')
     if config.get('model') is None:

@@ -16,12 +16,17 @@ import numpy as np
 import torch
 
 # init_refiner & co. live in builder.py; re-exported here for existing imports
-from mmseg_refiner.apis.builder import (DEFAULT_CHECKPOINT, _load_state_dict,  # noqa: F401
-                                        init_refiner, load_refiner_weights)
+from mmseg_refiner.apis.builder import _load_state_dict  # noqa: F401
+from mmseg_refiner.apis.builder import DEFAULT_CHECKPOINT, init_refiner, load_refiner_weights
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.inference.guard import guard_masks
 from mmseg_refiner.inference.strategies import choose_mode, run_strategy
 from mmseg_refiner.utils.io import InputError, imread_checked, maskread_checked
+
+__all__ = [
+    'init_refiner', 'load_refiner_weights', 'DEFAULT_CHECKPOINT', 'refine_mask', 'refine_masks',
+    'refine_label_map'
+]
 
 ArrayOrPath = Union[str, np.ndarray]
 
@@ -57,32 +62,18 @@ def _refine(refiner, image: np.ndarray, masks: np.ndarray, opts: RefineOptions):
     prob = torch.zeros(masks.shape, dtype=torch.float32)
     fine = torch.zeros(masks.shape, dtype=torch.float32)
     for mode, idx in groups.items():
-        out = run_strategy(
-            refiner,
-            mode,
-            image,
-            masks[idx],
-            steps=cfg['steps'],
-            generator=gen,
-            stop_thr=cfg['stop_thr'],
-            cfg=cfg)
+        out = run_strategy(refiner, mode, image, masks[idx], steps=cfg['steps'], generator=gen,
+                           stop_thr=cfg['stop_thr'], cfg=cfg)
         prob[idx], fine[idx] = out.prob, out.fine_prob
     guarded = guard_masks((prob >= cfg['mask_thr']).numpy(), masks, cfg['guard'])
     return prob, fine, guarded
 
 
 @torch.no_grad()
-def refine_masks(refiner,
-                 image: ArrayOrPath,
-                 masks: np.ndarray,
-                 mode: Optional[str] = None,
-                 steps=None,
-                 seed: Optional[int] = None,
-                 return_confidence: bool = False,
-                 guard=None,
-                 stop_thr: Optional[float] = None,
-                 options: Union[None, dict, RefineOptions] = None,
-                 **kwargs):
+def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: Optional[str] = None,
+                 steps=None, seed: Optional[int] = None, return_confidence: bool = False,
+                 guard=None, stop_thr: Optional[float] = None,
+                 options: Union[None, dict, RefineOptions] = None, **kwargs):
     """Refine several binary masks of one image.
 
     Args:
@@ -110,8 +101,8 @@ def refine_masks(refiner,
         ndarray: (N, H, W) bool refined masks (and confidences in [0, 1] if asked).
         Empty masks and masks below ``test_cfg['area_thr']`` come back unchanged.
     """
-    opts = _options(
-        options, mode=mode, steps=steps, seed=seed, guard=guard, stop_thr=stop_thr, **kwargs)
+    opts = _options(options, mode=mode, steps=steps, seed=seed, guard=guard, stop_thr=stop_thr,
+                    **kwargs)
     image = imread_checked(image)
     masks = np.asarray(masks)
     if masks.ndim != 3:
@@ -123,17 +114,10 @@ def refine_masks(refiner,
     return (guarded.mask, fine.numpy()) if return_confidence else guarded.mask
 
 
-def refine_mask(refiner,
-                image: ArrayOrPath,
-                mask: ArrayOrPath,
-                mode: Optional[str] = None,
-                steps=None,
-                seed: Optional[int] = None,
-                return_confidence: bool = False,
-                guard=None,
-                stop_thr: Optional[float] = None,
-                options: Union[None, dict, RefineOptions] = None,
-                **kwargs):
+def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: Optional[str] = None,
+                steps=None, seed: Optional[int] = None, return_confidence: bool = False,
+                guard=None, stop_thr: Optional[float] = None,
+                options: Union[None, dict, RefineOptions] = None, **kwargs):
     """Refine one binary mask of one image.
 
     Args:
@@ -162,17 +146,10 @@ def _merge_classes(prob: torch.Tensor, masks: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def refine_label_map(refiner,
-                     image: ArrayOrPath,
-                     label_map: np.ndarray,
-                     ignore_index: int = 255,
-                     classes: Optional[Sequence[int]] = None,
-                     mode: Optional[str] = None,
-                     steps=None,
-                     seed: Optional[int] = None,
-                     guard=None,
-                     options: Union[None, dict, RefineOptions] = None,
-                     **kwargs) -> np.ndarray:
+def refine_label_map(refiner, image: ArrayOrPath, label_map: np.ndarray, ignore_index: int = 255,
+                     classes: Optional[Sequence[int]] = None, mode: Optional[str] = None,
+                     steps=None, seed: Optional[int] = None, guard=None,
+                     options: Union[None, dict, RefineOptions] = None, **kwargs) -> np.ndarray:
     """Refine a semantic label map: every class as a binary mask, merged by confidence.
 
     A pixel takes the most probable of the classes whose refined (and guarded) mask holds

@@ -129,37 +129,22 @@ class RefineOptions:
     mode: str = _option(
         'auto', 'inference strategy: auto (hr for objects longer than test_cfg.hr_size, else '
         'instance), instance, global or hr (default: auto)',
-        _check_choice('mode', 'mmseg_refiner.inference.strategies:MODES'),
-        cfg_key=False,
+        _check_choice('mode', 'mmseg_refiner.inference.strategies:MODES'), cfg_key=False,
         metavar='MODE')
     steps: StepsType = _option(
-        None,
-        "reverse steps, the last N of the T timesteps (default: the config's, all T)",
-        _check_steps,
-        type=int,
-        metavar='N')
-    seed: Optional[int] = _option(
-        None,
-        'seed of the sampling noise (default: 0)',
-        _check_int('seed', 0),
-        cfg_key=False,
-        type=int,
-        metavar='N',
-        cli_default=0)
+        None, "reverse steps, the last N of the T timesteps (default: the config's, all T)",
+        _check_steps, type=int, metavar='N')
+    seed: Optional[int] = _option(None, 'seed of the sampling noise (default: 0)',
+                                  _check_int('seed', 0), cfg_key=False, type=int, metavar='N',
+                                  cli_default=0)
     guard: Union[None, bool, dict] = _option(
         None, 'turn the growth guard off (the reference behaviour: changes anywhere, new '
-        'detached regions allowed)',
-        _check_guard,
-        kind='flag',
-        flag='no-guard',
-        const=False)
+        'detached regions allowed)', _check_guard, kind='flag', flag='no-guard', const=False)
     stop_thr: Optional[float] = _option(
         None, "adaptive stopping: stop a mask once the share of pixels still coarse (or "
         "changed by the last step, see --stop-criterion) is below FLOAT; 0 = the full fixed "
-        "schedule (default: the config's test_cfg.stop_thr, 0)",
-        _check_share('stop_thr'),
-        type=float,
-        metavar='FLOAT')
+        "schedule (default: the config's test_cfg.stop_thr, 0)", _check_share('stop_thr'),
+        type=float, metavar='FLOAT')
     stop_criterion: Optional[str] = _option(
         None, "what --stop-thr measures: coarse (pixels still coarse and disputed) or change "
         "(pixels changed by the last step) (default: the config's, coarse)",
@@ -168,31 +153,19 @@ class RefineOptions:
     autocast: Optional[str] = _option(
         None, "U-Net precision: auto (bf16 where the CPU/GPU has it natively), fp32 (exact), "
         "bf16 or fp16 (default: the config's, auto)",
-        _check_choice('autocast', 'mmseg_refiner.models.refiner:AUTOCAST_MODES'),
-        metavar='NAME')
+        _check_choice('autocast', 'mmseg_refiner.models.refiner:AUTOCAST_MODES'), metavar='NAME')
     compile: Optional[bool] = _option(
-        None,
-        'torch.compile the U-Net: faster bulk runs after a slow first call',
-        _check_bool('compile'),
-        kind='flag',
-        const=True)
+        None, 'torch.compile the U-Net: faster bulk runs after a slow first call',
+        _check_bool('compile'), kind='flag', const=True)
     preset: Optional[str] = _option(
         None, "default or reference (the paper's inference, growth guard off) "
         "(default: the config's, default)",
-        _check_choice('preset', 'mmseg_refiner.inference.strategies:PRESETS'),
-        metavar='NAME')
-    batch_size: Optional[int] = _option(
-        None,
-        "crops per U-Net call (default: the config's)",
-        _check_int('batch_size', 1),
-        type=int,
-        metavar='N')
+        _check_choice('preset', 'mmseg_refiner.inference.strategies:PRESETS'), metavar='NAME')
+    batch_size: Optional[int] = _option(None, "crops per U-Net call (default: the config's)",
+                                        _check_int('batch_size', 1), type=int, metavar='N')
     crop_size: Optional[int] = _option(
-        None,
-        "working resolution of the U-Net in px (default: the config's)",
-        _check_int('crop_size', 1),
-        type=int,
-        metavar='PX')
+        None, "working resolution of the U-Net in px (default: the config's)",
+        _check_int('crop_size', 1), type=int, metavar='PX')
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -10,10 +10,9 @@
 
 Every name of the former single module ``mmseg_refiner/benchmark.py`` is importable from here.
 """
-from mmseg_refiner.cli.benchmark import (add_arguments, main, run, run_quality,  # noqa: E402
-                                         run_speed)
-from mmseg_refiner.evaluation import METRIC_NAMES as METRICS  # noqa: E402,I001
-from mmseg_refiner.evaluation import WORSE_POINTS  # noqa: E402
+from mmseg_refiner.cli.benchmark import add_arguments, main, run, run_quality, run_speed
+from mmseg_refiner.evaluation import METRIC_NAMES as METRICS
+from mmseg_refiner.evaluation import WORSE_POINTS
 from mmseg_refiner.utils.io import IMAGE_EXTS  # noqa: F401  (former public name)
 
 from .coarse import COARSE_KINDS, LOWRES_FACTOR, PERTURB_IOU, POLYGON_EPS, make_coarse
@@ -24,20 +23,18 @@ from .speed import (UNET_VARIANTS, add_peak_shares, conv_rate, end_to_end_speed,
                     synthetic_sample, unet_speed)
 from .timing import UNetCallCounter, count_flops, peak_memory_mb, time_call
 from .training import TRAIN_VARIANTS, train_speed
-from .variants import (DEFAULT_VARIANT, STOP_CRITERIA, Variant, parse_variant, stop_criterion_set,
-                       unique_variants)
+from .variants import DEFAULT_VARIANT, STOP_CRITERIA, Variant, parse_variant, unique_variants
 
 _unique_variants = unique_variants  # former private names, used by older scripts
 _refined_means = refined_means
 
 __all__ = [
     'COARSE_KINDS', 'LOWRES_FACTOR', 'POLYGON_EPS', 'PERTURB_IOU', 'METRICS', 'WORSE_POINTS',
-    'IMAGE_EXTS', 'make_coarse', 'UNetCallCounter', 'peak_memory_mb', 'time_call',
-    'count_flops', 'unet_speed', 'matmul_rate', 'conv_rate', 'add_peak_shares',
-    'UNET_VARIANTS', 'synthetic_sample', 'end_to_end_speed', 'TRAIN_VARIANTS', 'train_speed',
-    'list_pairs', 'ResultCache', 'QualityRun', 'refined_means', 'STOP_CRITERIA',
-    'DEFAULT_VARIANT', 'Variant', 'parse_variant', 'unique_variants', 'stop_criterion_set',
-    'markdown_table', 'quality_markdown', 'speed_markdown', 'plot_quality_vs_steps',
-    'plot_quality_vs_calls', 'MARKERS', 'add_arguments', 'run_speed', 'run_quality', 'run',
-    'main'
+    'IMAGE_EXTS', 'make_coarse', 'UNetCallCounter', 'peak_memory_mb', 'time_call', 'count_flops',
+    'unet_speed', 'matmul_rate', 'conv_rate', 'add_peak_shares', 'UNET_VARIANTS',
+    'synthetic_sample', 'end_to_end_speed', 'TRAIN_VARIANTS', 'train_speed', 'list_pairs',
+    'ResultCache', 'QualityRun', 'refined_means', 'STOP_CRITERIA', 'DEFAULT_VARIANT', 'Variant',
+    'parse_variant', 'unique_variants', 'markdown_table', 'quality_markdown', 'speed_markdown',
+    'plot_quality_vs_steps', 'plot_quality_vs_calls', 'MARKERS', 'add_arguments', 'run_speed',
+    'run_quality', 'run', 'main'
 ]

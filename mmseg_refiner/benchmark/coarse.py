@@ -1,7 +1,7 @@
 """Deterministic coarse masks of the quality benchmark (three kinds of realistic errors)."""
-import zlib
-
 import numpy as np
+
+from mmseg_refiner.utils.rng import keyed_generator
 
 COARSE_KINDS = ('lowres', 'polygon', 'perturb')
 LOWRES_FACTOR = 8  # 'lowres': area down-sampling x8, bilinear up-sampling, threshold 0.5
@@ -10,8 +10,12 @@ PERTURB_IOU = 0.8  # 'perturb': the reference training perturbation's IoU target
 
 
 def _rng(seed: int, sample_id: str, kind: str) -> np.random.Generator:
-    """One generator per (seed, sample, kind): results do not depend on the order or limit."""
-    return np.random.default_rng([seed, zlib.crc32(f'{kind}/{sample_id}'.encode())])
+    """One generator per (seed, sample, kind): results do not depend on the order or limit.
+
+    The stream is the one of the former ``default_rng([seed, crc32(f'{kind}/{sample_id}')])``
+    (:func:`keyed_generator` turns a string into its CRC-32), so cached coarse masks stay valid.
+    """
+    return keyed_generator(seed, f'{kind}/{sample_id}')
 
 
 def make_coarse(gt: np.ndarray, kind: str, seed: int = 0, sample_id: str = '') -> np.ndarray:

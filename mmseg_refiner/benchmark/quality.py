@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.benchmark.coarse import (COARSE_KINDS, LOWRES_FACTOR, PERTURB_IOU, POLYGON_EPS,
                                             make_coarse)
 from mmseg_refiner.benchmark.timing import UNetCallCounter
@@ -120,9 +121,13 @@ def refined_means(coarse: List[dict], refined: List[dict]) -> dict:
 
     Uses :func:`mmseg_refiner.evaluation.summarize` on per-image rows that hold both.
     """
-    rows = [dict(**{m: r[m] for m in METRICS}, **{f'coarse_{m}': c[m] for m in METRICS},
-                 **{k: r[k] for k in ('unet_calls', 'unet_samples', 'seconds')})
-            for c, r in zip(coarse, refined)]
+    costs = ('unet_calls', 'unet_samples', 'seconds')
+    rows = []
+    for c, r in zip(coarse, refined):
+        row = {m: r[m] for m in METRICS}
+        row.update({f'coarse_{m}': c[m] for m in METRICS})
+        row.update({k: r[k] for k in costs})
+        rows.append(row)
     means = summarize(rows)
     out = {m: means[m] for m in METRICS}
     out.update({f'delta_{m}': means[m] - means[f'coarse_{m}'] for m in METRICS})
@@ -165,19 +170,26 @@ class QualityRun:
         self._coarse_fp = _fingerprint(seed=seed, ratio=dilation_ratio, lowres=LOWRES_FACTOR,
                                        polygon=POLYGON_EPS, perturb=PERTURB_IOU)
         self._refine_fp = _fingerprint(coarse=self._coarse_fp, refiner=refiner_id, mode=mode)
-        self._variant_fp = {v.name: _fingerprint(refine=self._refine_fp,
-                                                 **self.refine_kwargs(v)) for v in self.variants}
+        self._variant_fp = {
+            v.name: _fingerprint(refine=self._refine_fp, **self.refine_kwargs(v))
+            for v in self.variants
+        }
 
     def refine_kwargs(self, variant: Variant) -> dict:
         """The refine options of a variant, as run (and keyed in the cache).
 
-        ``guard`` (the resolved guard dict, or False), ``stop_thr``, ``stop_criterion`` (None
-        for the fixed schedule, ``stop_thr=0``, where it has no effect) and the variant's
-        further options.
+        ``guard`` (the resolved guard dict, or False; a generic variant without ``guard=``
+        follows :meth:`RefineOptions.resolve`: off with ``preset=reference``), ``stop_thr``,
+        ``stop_criterion`` (None for the fixed schedule, ``stop_thr=0``, where it has no
+        effect) and the variant's further options.
         """
-        guard = False
-        if variant.guard:
-            guard = resolve_guard(self.refiner.test_cfg['guard']) or resolve_guard(True)
+        config_guard = self.refiner.test_cfg['guard']
+        guard_on = variant.guard
+        if guard_on is None:  # not set: on (a variant's default) unless resolve turns it off
+            cfg = RefineOptions.from_dict(variant.options).resolve(
+                dict(self.refiner.test_cfg, guard=config_guard or True))
+            guard_on = cfg['guard'] is not None
+        guard = (resolve_guard(config_guard) or resolve_guard(True)) if guard_on else False
         return dict(guard=guard, stop_thr=float(variant.stop_thr),
                     stop_criterion=variant.stop_criterion if variant.stop_thr > 0 else None,
                     **variant.options)
@@ -236,15 +248,16 @@ class QualityRun:
         rows = []
         for kind in self.kinds:
             coarse = [self.cache.get(self.coarse_key(kind, p[0])) for p in self.pairs]
-            coarse_means = {f'coarse_{m}': float(np.mean([c[m] for c in coarse]))
-                            for m in METRICS}
+            coarse_means = {f'coarse_{m}': float(np.mean([c[m] for c in coarse])) for m in METRICS}
             if not self.steps_list:
                 rows.append(dict(kind=kind, num_images=len(coarse), **coarse_means))
             for variant in self.variants:
                 for steps in self.steps_list:
-                    ref = [self.cache.get(self.refined_key(kind, variant, steps, p[0]))
-                           for p in self.pairs]
-                    rows.append(dict(kind=kind, variant=variant.name, steps=steps,
-                                     num_images=len(ref), **coarse_means,
-                                     **refined_means(coarse, ref)))
+                    ref = [
+                        self.cache.get(self.refined_key(kind, variant, steps, p[0]))
+                        for p in self.pairs
+                    ]
+                    rows.append(
+                        dict(kind=kind, variant=variant.name, steps=steps, num_images=len(ref),
+                             **coarse_means, **refined_means(coarse, ref)))
         return rows

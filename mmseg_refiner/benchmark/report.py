@@ -11,8 +11,10 @@ MARKERS = 'osD^vP*X<>'
 
 def markdown_table(rows: List[dict], columns: Sequence[Tuple[str, str, str]]) -> str:
     """A Markdown table of ``rows``; ``columns`` are (key, header, format spec)."""
-    lines = ['| ' + ' | '.join(h for _, h, _ in columns) + ' |',
-             '|' + '|'.join('---' if f == '' else '---:' for _, _, f in columns) + '|']
+    lines = [
+        '| ' + ' | '.join(h for _, h, _ in columns) + ' |',
+        '|' + '|'.join('---' if f == '' else '---:' for _, _, f in columns) + '|'
+    ]
     for row in rows:
         cells = [format(row[k], f) if row.get(k) is not None else '' for k, _, f in columns]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -57,8 +59,10 @@ TRAIN_COLUMNS = [('variant', 'variant', ''), ('batch', 'batch', 'd'), ('size', '
 def peaks_markdown(matmul: dict, conv: dict) -> str:
     """Matmul 2048² and conv3x3 rates (GFLOP/s) per dtype and layout."""
     rows = [dict(op='matmul 2048²', dtype=d, layout='', rate=r) for d, r in matmul.items()]
-    rows += [dict(op='conv3x3 64ch 192²', dtype=d, layout=layout, rate=r)
-             for d, by_layout in conv.items() for layout, r in by_layout.items()]
+    rows += [
+        dict(op='conv3x3 64ch 192²', dtype=d, layout=layout, rate=r)
+        for d, by_layout in conv.items() for layout, r in by_layout.items()
+    ]
     cols = [('op', 'op', ''), ('dtype', 'dtype', ''), ('layout', 'layout', ''),
             ('rate', 'GFLOP/s', '.1f')]
     return f'### Peaks\n\n{markdown_table(rows, cols)}\n'

@@ -22,9 +22,10 @@ UNET_VARIANTS = {
     'compiled': (torch.bfloat16, True, True),
 }
 # the conv3x3 peak a U-Net variant is compared with: (dtype, layout)
-MATCHING_PEAK = {'fp32': ('fp32', 'nchw'), 'fp32_cl': ('fp32', 'channels_last'),
-                 'bf16': ('bf16', 'nchw'), 'bf16_cl': ('bf16', 'channels_last'),
-                 'compiled': ('bf16', 'channels_last')}
+MATCHING_PEAK = {
+    'fp32': ('fp32', 'nchw'), 'fp32_cl': ('fp32', 'channels_last'), 'bf16': ('bf16', 'nchw'),
+    'bf16_cl': ('bf16', 'channels_last'), 'compiled': ('bf16', 'channels_last')
+}
 _DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16)
 
 
@@ -37,7 +38,7 @@ def matmul_rate(dtypes: Sequence[str] = ('fp32', 'bf16'), n: int = 2048, iters: 
         a = torch.randn(n, n, device=device).to(_DTYPES[dtype])
         b = torch.randn(n, n, device=device).to(_DTYPES[dtype])
         sec = time_call(lambda: a @ b, torch.device(device), iters, warmup=1)
-        rates[dtype] = 2 * n ** 3 / sec / 1e9
+        rates[dtype] = 2 * n**3 / sec / 1e9
     return rates
 
 
@@ -55,14 +56,14 @@ def conv_rate(dtypes: Sequence[str] = ('fp32', 'bf16'),
     for dtype in dtypes:
         for layout in layouts:
             fmt = torch.channels_last if layout == 'channels_last' else torch.contiguous_format
-            conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device,
-                                                                        memory_format=fmt)
+            conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device, memory_format=fmt)
             x = torch.randn(1, channels, size, size, device=device).contiguous(memory_format=fmt)
 
             def run():
                 with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                      enabled=dtype == 'bf16'):
                     return conv(x)
+
             rates.setdefault(dtype, {})[layout] = flops / time_call(run, device, iters) / 1e9
     return rates
 
@@ -78,9 +79,9 @@ def _unet_inputs(backbone, size: int, batch: int, device) -> Tuple[torch.Tensor,
 def _unet_forward(backbone, x, t, dtype):
     """One forward under autocast ``dtype`` ('fp32' / 'bf16' / a torch dtype / None)."""
     dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16
-                                         if dtype in (None, torch.float32) else dtype,
-                                         enabled=dtype not in (None, torch.float32)):
+    with torch.no_grad(), torch.autocast(
+            x.device.type, dtype=torch.bfloat16 if dtype in (None, torch.float32) else dtype,
+            enabled=dtype not in (None, torch.float32)):
         return backbone(x, t)
 
 
@@ -141,9 +142,9 @@ def unet_speed(backbone: torch.nn.Module, sizes: Sequence[int] = (256, 384),
             flops = count_flops(backbone, x, t)
             for variant in dtypes:
                 sec = _time_variant(backbone, variant, x, t, iters, warmup, compiled)
-                row = dict(size=size, batch=batch, dtype=variant, gflop=flops / 1e9,
-                           ms=sec * 1e3, ms_per_sample=sec * 1e3 / batch,
-                           gflops_per_s=flops / sec / 1e9, **peak_memory_mb(device))
+                row = dict(size=size, batch=batch, dtype=variant, gflop=flops / 1e9, ms=sec * 1e3,
+                           ms_per_sample=sec * 1e3 / batch, gflops_per_s=flops / sec / 1e9,
+                           **peak_memory_mb(device))
                 if variant == 'compiled':
                     row['compile_s'] = compiled.build_s
                 rows.append(row)
@@ -190,6 +191,7 @@ def _refiner_unet_seconds(refiner, batch: int, iters: int, warmup: int, cfg=None
     def run():
         with torch.no_grad(), autocast:
             return unet(x, t)
+
     return time_call(run, x.device, iters, warmup)
 
 
@@ -210,19 +212,21 @@ def end_to_end_speed(refiner, modes: Sequence[str] = ('instance', 'global', 'hr'
     image, coarse = synthetic_sample(*image_size, seed=seed)
     device, iters, rows = next(refiner.parameters()).device, max(1, iters), []
     for mode in modes:
+
         def run():
             return refine_mask(refiner, image, coarse, mode=mode, steps=steps, seed=seed)
+
         time_call(run, device, iters=0, warmup=warmup)
         with UNetCallCounter(refiner.backbone) as counter:
             sec = sum(time_call(run, device, iters=1, warmup=0) for _ in range(iters)) / iters
         calls, samples = counter.calls / iters, counter.samples / iters
         batch = max(1, round(samples / max(1, calls)))
         unet_sec = _refiner_unet_seconds(refiner, batch, iters, warmup)
-        rows.append(dict(mode=mode, height=image_size[0], width=image_size[1], ms=sec * 1e3,
-                         unet_calls=calls, unet_samples=samples,
-                         unet_ms_in_run=counter.seconds / iters * 1e3,
-                         calls_x_unet_ms=calls * unet_sec * 1e3,
-                         overhead_ms=(sec - counter.seconds / iters) * 1e3,
-                         e2e_ratio=sec / max(calls * unet_sec, 1e-9),
-                         **peak_memory_mb(device)))
+        rows.append(
+            dict(mode=mode, height=image_size[0], width=image_size[1], ms=sec * 1e3,
+                 unet_calls=calls, unet_samples=samples,
+                 unet_ms_in_run=counter.seconds / iters * 1e3,
+                 calls_x_unet_ms=calls * unet_sec * 1e3,
+                 overhead_ms=(sec - counter.seconds / iters) * 1e3,
+                 e2e_ratio=sec / max(calls * unet_sec, 1e-9), **peak_memory_mb(device)))
     return rows

@@ -31,8 +31,10 @@ class UNetCallCounter:
         self.samples += int(inputs[0].shape[0])
 
     def __enter__(self):
-        self._handles = [self.module.register_forward_pre_hook(self._pre),
-                         self.module.register_forward_hook(self._post)]
+        self._handles = [
+            self.module.register_forward_pre_hook(self._pre),
+            self.module.register_forward_hook(self._post)
+        ]
         return self
 
     def __exit__(self, *exc):

@@ -6,8 +6,10 @@ import torch
 from mmseg_refiner.benchmark.timing import peak_memory_mb, time_call
 
 # training variants: (optimizer wrapper, channels_last)
-TRAIN_VARIANTS = {'fp32': ('OptimWrapper', False), 'bf16': ('AutocastOptimWrapper', False),
-                  'bf16_cl': ('AutocastOptimWrapper', True)}
+TRAIN_VARIANTS = {
+    'fp32': ('OptimWrapper', False), 'bf16': ('AutocastOptimWrapper', False), 'bf16_cl':
+    ('AutocastOptimWrapper', True)
+}
 
 
 def _random_batch(batch: int, size: int, device, seed: int = 0):
@@ -19,8 +21,8 @@ def _random_batch(batch: int, size: int, device, seed: int = 0):
     for _ in range(batch):
         gt = (torch.rand(1, size, size, generator=gen) > 0.5).float()
         coarse = (torch.rand(1, size, size, generator=gen) > 0.5).float()
-        samples.append(BaseDataElement(gt_mask=PixelData(data=gt),
-                                       coarse_mask=PixelData(data=coarse)))
+        samples.append(
+            BaseDataElement(gt_mask=PixelData(data=gt), coarse_mask=PixelData(data=coarse)))
     return inputs, samples
 
 
@@ -64,8 +66,10 @@ def train_speed(refiner, batch: int = 8, size: int = 128,
                 losses = refiner.loss(inputs, samples)
             loss, _ = refiner.parse_losses(losses)
             wrapper.update_params(loss)
+
         sec = time_call(step, device, iters, warmup)
-        rows.append(dict(variant=variant, batch=batch, size=size, ms=sec * 1e3,
-                         samples_per_s=batch / sec, **peak_memory_mb(device)))
+        rows.append(
+            dict(variant=variant, batch=batch, size=size, ms=sec * 1e3, samples_per_s=batch / sec,
+                 **peak_memory_mb(device)))
     refiner.eval()
     return rows

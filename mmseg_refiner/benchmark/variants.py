@@ -5,10 +5,9 @@ A variant is a set of :class:`~mmseg_refiner.apis.RefineOptions` for one cached 
 :func:`parse_variant`), or generic ``key=value`` pairs joined by ``,``, e.g.
 ``preset=reference``, ``autocast=fp32``, ``guard=off``, ``stop_thr=0.4,stop_criterion=change``.
 """
-import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 STOP_CRITERIA = ('coarse', 'change')
 DEFAULT_VARIANT = 'guarded'
@@ -27,7 +26,9 @@ class Variant:
 
     Attributes:
         name (str): The name it was parsed from (shown in the reports).
-        guard (bool): Growth guard on (the config's guard options, else ``DEFAULT_GUARD``).
+        guard (bool, optional): Growth guard on (the config's guard options, else
+            ``DEFAULT_GUARD``) or off; None (a generic variant without ``guard=``): on,
+            unless :meth:`RefineOptions.resolve` turns it off (``preset=reference``).
         stop_thr (float): Adaptive stopping threshold in [0, 1]; 0 = the fixed schedule.
         stop_criterion (str): 'coarse' (share of pixels still coarse) or 'change' (share
             changed by the last step); see :meth:`DiffusionRefiner.refine_batch`.
@@ -35,7 +36,7 @@ class Variant:
             generic ``key=value`` variant. Defaults to none.
     """
     name: str
-    guard: bool = True
+    guard: Optional[bool] = True
     stop_thr: float = 0.0
     stop_criterion: str = 'coarse'
     options: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
@@ -86,7 +87,7 @@ def _generic_variant(name: str) -> Variant:
             raise ValueError(f'benchmark variant {name!r}: expected KEY=VALUE pairs joined by '
                              f'",", got {part!r}')
         options[key.strip()] = _option_value(key.strip(), text)
-    guard = options.pop('guard', True) is not False
+    guard = options.pop('guard', None)  # None: not given
     stop_thr = options.pop('stop_thr', None) or 0.0
     criterion = options.pop('stop_criterion', None) or 'coarse'
     return Variant(name, guard=guard, stop_thr=float(stop_thr), stop_criterion=criterion,
@@ -111,7 +112,8 @@ def parse_variant(name: str) -> Variant:
     Generic: ``KEY=VALUE[,KEY=VALUE...]`` with the fields of :class:`RefineOptions` except
     mode, steps and seed (``on``/``off``/``none`` for booleans and None), e.g.
     ``preset=reference``, ``autocast=fp32``, ``guard=off``. The guard is on unless
-    ``guard=off`` is given.
+    ``guard=off`` is given or, as in :meth:`RefineOptions.resolve`, the variant sets
+    ``preset=reference`` without ``guard=``.
 
     Raises:
         ValueError: ``name`` does not follow the syntax, or a value is not valid.
@@ -128,20 +130,3 @@ def unique_variants(variants: Sequence) -> List[Variant]:
         v = v if isinstance(v, Variant) else parse_variant(v)
         unique.setdefault(v.name, v)
     return list(unique.values())
-
-
-@contextlib.contextmanager
-def stop_criterion_set(refiner, criterion: str):
-    """Set ``refiner.test_cfg['stop_criterion']`` inside the block, restore it after.
-
-    Deprecated: the benchmark passes ``stop_criterion`` through ``refine_mask(...,
-    options=...)`` and no longer changes ``test_cfg``; kept for existing imports.
-    """
-    if criterion not in STOP_CRITERIA:
-        raise ValueError(f'stop_criterion must be one of {STOP_CRITERIA}, got {criterion!r}')
-    old = refiner.test_cfg['stop_criterion']
-    refiner.test_cfg['stop_criterion'] = criterion
-    try:
-        yield refiner
-    finally:
-        refiner.test_cfg['stop_criterion'] = old

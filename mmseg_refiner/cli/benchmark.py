@@ -30,10 +30,11 @@ def _common_args(parser) -> None:
 def _speed_args(speed) -> None:
     speed.add_argument('--sizes', type=int, nargs='+', default=[256, 384])
     speed.add_argument('--batches', type=int, nargs='+', default=[1, 8])
-    speed.add_argument('--dtypes', nargs='+', default=['fp32', 'bf16', 'bf16_cl'],
-                       choices=list(UNET_VARIANT_NAMES), metavar='VARIANT',
-                       help=f'U-Net variants, of {list(UNET_VARIANT_NAMES)} (default: fp32 bf16 '
-                       'bf16_cl; --compile adds compiled)')
+    speed.add_argument(
+        '--dtypes', nargs='+', default=['fp32', 'bf16', 'bf16_cl'],
+        choices=list(UNET_VARIANT_NAMES), metavar='VARIANT',
+        help=f'U-Net variants, of {list(UNET_VARIANT_NAMES)} (default: fp32 bf16 '
+        'bf16_cl; --compile adds compiled)')
     speed.add_argument('--compile', action='store_true',
                        help='also time the torch.compile\'d U-Net (slow to build)')
     speed.add_argument('--iters', type=int, default=3, help='timed runs, median (default: 3)')
@@ -57,13 +58,14 @@ def _quality_args(quality) -> None:
     quality.add_argument('--limit', type=int, help='first N ids only')
     quality.add_argument('--steps', type=int, nargs='+',
                          help='reverse step counts to sweep (default: all T steps)')
-    quality.add_argument('--variants', nargs='+', default=[DEFAULT_VARIANT], metavar='VARIANT',
-                         help='refinement settings to compare, each cached separately: guarded '
-                         '(guard on, fixed schedule), unguarded (the reference), '
-                         '[unguarded-]adaptive-[coarse-|change-]THR (adaptive stopping at '
-                         'THR in [0, 1], e.g. adaptive-0.45 adaptive-change-0.01), or refine '
-                         'options KEY=VALUE[,KEY=VALUE] (e.g. preset=reference autocast=fp32 '
-                         f'guard=off); default: {DEFAULT_VARIANT}')
+    quality.add_argument(
+        '--variants', nargs='+', default=[DEFAULT_VARIANT], metavar='VARIANT',
+        help='refinement settings to compare, each cached separately: guarded '
+        '(guard on, fixed schedule), unguarded (the reference), '
+        '[unguarded-]adaptive-[coarse-|change-]THR (adaptive stopping at '
+        'THR in [0, 1], e.g. adaptive-0.45 adaptive-change-0.01), or refine '
+        'options KEY=VALUE[,KEY=VALUE] (e.g. preset=reference autocast=fp32 '
+        f'guard=off); default: {DEFAULT_VARIANT}')
     quality.add_argument('--coarse-only', action='store_true',
                          help='score the coarse masks only (no refiner): the baseline')
     quality.add_argument('--dilation-ratio', type=float, default=0.02)
@@ -100,30 +102,32 @@ def run_speed(args) -> int:
         matmul = speed.matmul_rate(device=device, iters=args.iters)
         conv = speed.conv_rate(device=device, iters=args.iters)
     variants = list(dict.fromkeys(args.dtypes + (['compiled'] if args.compile else [])))
-    unet_rows = speed.unet_speed(refiner.backbone, args.sizes, args.batches, variants,
-                                 args.iters)
+    unet_rows = speed.unet_speed(refiner.backbone, args.sizes, args.batches, variants, args.iters)
     speed.add_peak_shares(unet_rows, conv, matmul)
-    e2e_rows = speed.end_to_end_speed(refiner, args.modes, tuple(args.e2e_size),
-                                      iters=args.iters, seed=args.seed) if args.modes else []
+    e2e_rows = speed.end_to_end_speed(refiner, args.modes, tuple(args.e2e_size), iters=args.iters,
+                                      seed=args.seed) if args.modes else []
     train_rows = training.train_speed(refiner, args.train_batch, args.train_size,
                                       args.train_variants, args.iters,
                                       seed=args.seed) if args.train_variants else []
     header = report.machine_line(device, torch.get_num_threads())
     text = report.speed_markdown(unet_rows, e2e_rows, train_rows, header,
                                  report.peaks_markdown(matmul, conv) if matmul else '')
-    report.write_json(dict(machine=header, device=device, torch=torch.__version__,
-                           threads=torch.get_num_threads(), test_cfg=_jsonable(refiner.test_cfg),
-                           matmul_gflops=matmul, conv3x3_gflops=conv, unet=unet_rows,
-                           end_to_end=e2e_rows, training=train_rows,
-                           **speed.peak_memory_mb(device)), osp.join(args.out, 'speed.json'))
+    report.write_json(
+        dict(machine=header, device=device, torch=torch.__version__,
+             threads=torch.get_num_threads(), test_cfg=_jsonable(refiner.test_cfg),
+             matmul_gflops=matmul, conv3x3_gflops=conv, unet=unet_rows,
+             end_to_end=e2e_rows, training=train_rows, **speed.peak_memory_mb(device)),
+        osp.join(args.out, 'speed.json'))
     report.write_text(text, osp.join(args.out, 'speed.md'))
     print(text)
     return 0
 
 
 def _jsonable(cfg: dict) -> dict:
-    return {k: v if isinstance(v, (int, float, str, bool, type(None), list, tuple, dict))
-            else str(v) for k, v in cfg.items()}
+    return {
+        k: v if isinstance(v, (int, float, str, bool, type(None), list, tuple, dict)) else str(v)
+        for k, v in cfg.items()
+    }
 
 
 def _quality_name(args, num_pairs: int, coarse_only: bool) -> tuple:
@@ -146,10 +150,11 @@ def run_quality(args) -> int:
     rows = qrun.summary()
     name, title = _quality_name(args, len(pairs), refiner is None)
     text = report.quality_markdown(rows, title)
-    report.write_json(dict(root=args.root, split=args.split, limit=args.limit, seed=args.seed,
-                           mode=args.mode, config=args.config, checkpoint=args.checkpoint,
-                           variants={v.name: qrun.refine_kwargs(v) for v in qrun.variants},
-                           rows=rows), osp.join(args.out, 'quality.json'))
+    options = {v.name: qrun.refine_kwargs(v) for v in qrun.variants}
+    summary = dict(root=args.root, split=args.split, limit=args.limit, seed=args.seed,
+                   mode=args.mode, config=args.config, checkpoint=args.checkpoint,
+                   variants=options, rows=rows)
+    report.write_json(summary, osp.join(args.out, 'quality.json'))
     report.write_text(text, osp.join(args.out, 'quality.md'))
     if refiner is not None:
         report.plot_quality_vs_steps(rows, osp.join(args.out, 'quality_vs_steps.png'), name)
@@ -165,8 +170,9 @@ def run(args) -> int:
 
 def add_parser(subparsers) -> None:
     """Register ``benchmark`` in the ``mmseg-refiner`` command line."""
-    p = subparsers.add_parser('benchmark', help='speed (peaks, U-Net, end to end, training, '
-                              'memory) and quality (coarse vs refined)', description=DESCRIPTION)
+    p = subparsers.add_parser(
+        'benchmark', help='speed (peaks, U-Net, end to end, training, '
+        'memory) and quality (coarse vs refined)', description=DESCRIPTION)
     add_arguments(p)
     p.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ import os.path as osp
 import re
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.utils.io import IMAGE_EXTS, InputError
@@ -93,21 +93,12 @@ def add_refine_options(parser, prefix: str = '', aliases: bool = False) -> None:
         flags = [f'--{prefix}{flag}'] + ([f'--{flag}'] if aliases and prefix else [])
         dest = prefix.replace('-', '_') + name
         if cli.get('kind') == 'flag':
-            parser.add_argument(
-                *flags,
-                dest=dest,
-                action='store_const',
-                const=cli['const'],
-                default=None,
-                help=help_text)
+            parser.add_argument(*flags, dest=dest, action='store_const', const=cli['const'],
+                                default=None, help=help_text)
         else:
-            parser.add_argument(
-                *flags,
-                dest=dest,
-                default=cli.get('cli_default'),
-                metavar=cli.get('metavar'),
-                help=help_text,
-                type=_arg_type(_option_parser(name, cli), name))
+            parser.add_argument(*flags, dest=dest, default=cli.get('cli_default'),
+                                metavar=cli.get('metavar'), help=help_text,
+                                type=_arg_type(_option_parser(name, cli), name))
 
 
 def add_runtime_args(parser, prefix: str = '', device_default: Optional[str] = 'auto') -> None:
@@ -115,28 +106,19 @@ def add_runtime_args(parser, prefix: str = '', device_default: Optional[str] = '
     ``prefix`` before each but ``--threads``, which is the process's)."""
     shown = device_default or "the model's"
     parser.add_argument(
-        f'--{prefix}device',
-        default=device_default,
-        type=_arg_type(_device, 'device'),
+        f'--{prefix}device', default=device_default, type=_arg_type(_device, 'device'),
         help='torch device: auto (cuda when available, else cpu), cpu, cuda or '
         f'cuda:<index> (default: {shown})')
     parser.add_argument(
-        '--threads',
-        type=_arg_type(_threads, 'threads'),
-        default=None,
-        metavar='N',
+        '--threads', type=_arg_type(_threads, 'threads'), default=None, metavar='N',
         help='CPU threads for torch and OpenCV (default: the cores '
         'this process may use; more are clamped with a warning)')
     parser.add_argument(
-        f'--{prefix}cfg-options',
-        nargs='+',
-        action=_CfgOptionsAction,
-        metavar='KEY=VALUE',
+        f'--{prefix}cfg-options', nargs='+', action=_CfgOptionsAction, metavar='KEY=VALUE',
         help='override settings of the refiner config, '
         'keys are paths in the whole config, e.g. model.test_cfg.hr_size=1024')
     parser.add_argument(
-        f'--{prefix}trust-checkpoint',
-        action='store_true',
+        f'--{prefix}trust-checkpoint', action='store_true',
         help='load a checkpoint that holds more than tensors (full unpickling: '
         'it can run code, use only for files you trust)')
 
@@ -154,6 +136,39 @@ def add_refiner_args(parser) -> None:
             "unset: the refiner config's test_cfg (mmseg_refiner.apis.RefineOptions)"))
 
 
+def arg(*flags: str, **kwargs) -> Tuple[tuple, dict]:
+    """One ``parser.add_argument(*flags, **kwargs)`` call written as data (for
+    :func:`add_refining_subcommand`)."""
+    return flags, kwargs
+
+
+OVERWRITE = arg('--overwrite', action='store_true', help='redo existing outputs')
+
+
+def add_refining_subcommand(subparsers, name: str, run, help: str, description: str,
+                            arguments: Sequence[Tuple[tuple, dict]]) -> argparse.ArgumentParser:
+    """Add a subcommand that refines: its own ``arguments`` (made with :func:`arg`), then the
+    refiner's (:func:`add_refiner_args`); running it calls ``run(args)``.
+
+    Args:
+        subparsers: The ``add_subparsers()`` object of the main parser.
+        name (str): The subcommand, e.g. ``'refine-coco'``.
+        run (callable): ``run(args) -> int`` exit status.
+        help (str): One line for ``mmseg-refiner --help``.
+        description (str): The subcommand's ``--help`` text.
+        arguments (Sequence): ``arg(...)`` of its inputs, outputs and own switches, in order.
+
+    Returns:
+        argparse.ArgumentParser: The subcommand's parser.
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    for flags, kwargs in arguments:
+        parser.add_argument(*flags, **kwargs)
+    add_refiner_args(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
 def refine_options(args, prefix: str = '') -> RefineOptions:
     """The :class:`RefineOptions` of parsed arguments (see :func:`add_refine_options`)."""
     return RefineOptions.from_args(args, prefix)
@@ -164,12 +179,8 @@ def build_refiner(args):
     from mmseg_refiner.apis import init_refiner
     from mmseg_refiner.utils.hardware import setup_threads
     setup_threads(args.threads)
-    return init_refiner(
-        args.config,
-        args.checkpoint,
-        device=args.device,
-        cfg_options=args.cfg_options,
-        trust_checkpoint=args.trust_checkpoint)
+    return init_refiner(args.config, args.checkpoint, device=args.device,
+                        cfg_options=args.cfg_options, trust_checkpoint=args.trust_checkpoint)
 
 
 # ---------------------------------------------------------------------- file pairing
@@ -180,8 +191,7 @@ def _pattern_regex(pattern: str, what: str):
     return re.compile(f'{parts[0]}(?P<id>.+?){parts[1]}')
 
 
-def list_images(folder: str,
-                pattern: Optional[str] = None,
+def list_images(folder: str, pattern: Optional[str] = None,
                 what: str = '--pattern') -> Dict[str, str]:
     """``{id: path}`` of the files in ``folder`` (non-recursive, sorted by name).
 
@@ -219,10 +229,8 @@ def _file_id(path: str, pattern: Optional[str], what: str) -> str:
     return match['id'] if match else osp.splitext(osp.basename(path))[0]
 
 
-def pair_files(
-    paths: Dict[str, str],
-    patterns: Optional[Dict[str,
-                            Optional[str]]] = None) -> Tuple[List[dict], Dict[str, List[str]]]:
+def pair_files(paths: Dict[str, str],
+               patterns: Optional[Dict[str, Optional[str]]] = None) -> Tuple[list, dict]:
     """Pair the files of several folders (or several single files) by id.
 
     The first entry of ``paths`` leads: every id found there is looked up in the others.
@@ -253,19 +261,13 @@ def pair_files(
         return [dict(name=name, **paths)], {k: [] for k in paths}
     files = {k: list_images(p, patterns[k], flags[k]) for k, p in paths.items()}
     lead = next(iter(paths))
-    pairs = [
-        dict(name=i, **{k: files[k][i]
-                        for k in files}) for i in files[lead] if all(i in files[k] for k in files)
-    ]
+    common = [i for i in files[lead] if all(i in files[k] for k in files)]
+    pairs = [dict(name=i, **{k: files[k][i] for k in files}) for i in common]
     missing = {k: [i for i in files[lead] if i not in files[k]] for k in files}
     return pairs, missing
 
 
-def pair_by_stem(a: str,
-                 b: str,
-                 a_name: str,
-                 b_name: str,
-                 a_pattern: Optional[str] = None,
+def pair_by_stem(a: str, b: str, a_name: str, b_name: str, a_pattern: Optional[str] = None,
                  b_pattern: Optional[str] = None) -> Tuple[List[tuple], List[str]]:
     """Pair files of two folders (or two files) by id (:func:`pair_files`).
 
@@ -310,8 +312,8 @@ def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: 
         return 0
     refiner = build_refiner(args)
     failed, start = [], time.perf_counter()
-    for stem, first, second in tqdm(
-            todo, desc=desc, unit='img', file=sys.stdout, disable=len(todo) < 2):
+    quiet = len(todo) < 2
+    for stem, first, second in tqdm(todo, desc=desc, unit='img', file=sys.stdout, disable=quiet):
         try:
             refine_one(refiner, stem, first, second, args)
         except (ValueError, OSError) as exc:  # InputError is a ValueError

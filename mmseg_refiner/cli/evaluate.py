@@ -35,14 +35,16 @@ def add_parser(subparsers) -> None:
                    help='panels of this many worst and this many best images (default: 5)')
     p.add_argument('--dilation-ratio', type=float, default=0.02,
                    help='Boundary IoU band width, fraction of the diagonal (default: 0.02)')
-    p.add_argument('--pooled', action='store_true',
-                   help='also report the pooled IoU (sum of intersections / sum of unions over '
-                   'all images, as BIG / DIS results are published) next to the mean IoU')
+    p.add_argument(
+        '--pooled', action='store_true',
+        help='also report the pooled IoU (sum of intersections / sum of unions over '
+        'all images, as BIG / DIS results are published) next to the mean IoU')
     for key, example in (('gt', '{id}_gt.png'), ('pred', '{id}.png'), ('coarse', '{id}_seg.png'),
                          ('image', '{id}_im.jpg')):
-        p.add_argument(f'--{key}-pattern', metavar='PATTERN',
-                       help=f'--{"img" if key == "image" else key} file names, e.g. '
-                       f"'{example}' (BIG / DIS)" + ('' if key != 'gt' else f': {PATTERN_HELP}'))
+        p.add_argument(
+            f'--{key}-pattern', metavar='PATTERN',
+            help=f'--{"img" if key == "image" else key} file names, e.g. '
+            f"'{example}' (BIG / DIS)" + ('' if key != 'gt' else f': {PATTERN_HELP}'))
     p.set_defaults(func=run)
 
 
@@ -66,11 +68,14 @@ def _pair(gt_dir: str, pred_dir: str, coarse_dir: Optional[str],
             shown = ', '.join(ids[:10]) + (' ...' if len(ids) > 10 else '')
             raise InputError(f'{len(ids)} of {len(gt_ids)} ground-truth masks have no '
                              f'--{key} mask of the same name in {folders[key]}: {shown}')
-    extra = [s for s in list_images(pred_dir, (patterns or {}).get('pred'), '--pred-pattern')
-             if s not in gt_ids] if osp.isdir(pred_dir) else []
+    extra = [
+        s for s in list_images(pred_dir, (patterns or {}).get('pred'), '--pred-pattern')
+        if s not in gt_ids
+    ] if osp.isdir(pred_dir) else []
     if extra:
-        print(f'warning: {len(extra)} --pred masks have no ground truth and are ignored '
-              f'(e.g. {extra[0]})', file=sys.stderr)
+        print(
+            f'warning: {len(extra)} --pred masks have no ground truth and are ignored '
+            f'(e.g. {extra[0]})', file=sys.stderr)
     return pairs
 
 
@@ -79,8 +84,10 @@ def _score_pair(pair: dict, dilation_ratio: float, pooled: bool = False) -> Dict
     delta_* (refined minus coarse); with ``pooled`` the pixel counts inter / union."""
     from mmseg_refiner.evaluation import METRIC_NAMES, iou_counts, score_masks
     from mmseg_refiner.utils.io import maskread_checked
-    masks = {k: maskread_checked(pair[k], f'{k} mask') for k in ('gt', 'pred', 'coarse')
-             if k in pair}
+    masks = {
+        k: maskread_checked(pair[k], f'{k} mask')
+        for k in ('gt', 'pred', 'coarse') if k in pair
+    }
     for key, mask in masks.items():
         if mask.shape != masks['gt'].shape:
             raise InputError(f'{key} mask {pair[key]} is {mask.shape[1]}x{mask.shape[0]} (WxH) '
@@ -106,8 +113,8 @@ def format_table(summary: Dict[str, float]) -> str:
     lines.append('-' * len(lines[0]))
     names = list(METRIC_NAMES) + (['pooled_IoU'] if 'pooled_IoU' in summary else [])
     for m in names:
-        vals = ([summary[f'coarse_{m}'], summary[m], summary[f'delta_{m}']] if with_coarse
-                else [summary[m]])
+        vals = ([summary[f'coarse_{m}'], summary[m], summary[f'delta_{m}']]
+                if with_coarse else [summary[m]])
         label = 'pooledIoU' if m == 'pooled_IoU' else m
         lines.append(' | '.join([f'{label:>8}'] + [f'{v:>8.2f}' for v in vals]))
     lines.append(f'{summary["num_images"]} images')
@@ -157,17 +164,20 @@ def _write_panels(pairs: List[dict], rows: List[dict], args) -> int:
 def run(args) -> int:
     from mmseg_refiner.evaluation import IOU_KINDS, summarize
     pairs = _pair(args.gt, args.pred, args.coarse, _patterns(args))
-    rows = [_score_pair(p, args.dilation_ratio, args.pooled)
-            for p in tqdm(pairs, desc='evaluate', unit='img', disable=len(pairs) < 2)]
+    rows = [
+        _score_pair(p, args.dilation_ratio, args.pooled)
+        for p in tqdm(pairs, desc='evaluate', unit='img', disable=len(pairs) < 2)
+    ]
     summary = summarize(rows, pooled=args.pooled)
     print(format_table(summary))
     if args.csv:
         _write_csv(rows, args.csv)
     if args.json:
         kinds = {k: v for k, v in IOU_KINDS.items() if k in summary}
-        _write_json(dict(gt=args.gt, pred=args.pred, coarse=args.coarse,
-                         dilation_ratio=args.dilation_ratio, iou_kinds=kinds, summary=summary,
-                         per_image=rows), args.json)
+        _write_json(
+            dict(gt=args.gt, pred=args.pred, coarse=args.coarse,
+                 dilation_ratio=args.dilation_ratio, iou_kinds=kinds, summary=summary,
+                 per_image=rows), args.json)
     if args.vis:
         print(f'wrote {_write_panels(pairs, rows, args)} panels to {args.vis}')
     return 0

@@ -3,36 +3,32 @@ import os.path as osp
 
 import numpy as np
 
-from mmseg_refiner.cli.common import (PATTERN_HELP, add_refiner_args, pair_by_stem, refine_options,
-                                      run_over_pairs)
+from mmseg_refiner.cli.common import (OVERWRITE, PATTERN_HELP, add_refining_subcommand, arg,
+                                      pair_by_stem, refine_options, run_over_pairs)
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        'refine',
+    """Refine IMAGE + MASK (or every same-named pair of two folders). Masks are 8-bit PNGs
+    (0 = background, >0 = foreground; 0/1 masks work too). Existing outputs are skipped, so an
+    interrupted run resumes. Other naming schemes pair with --image-pattern / --mask-pattern,
+    e.g. BIG / DIS: --image-pattern '{id}_im.jpg' --mask-pattern '{id}_seg.png'; outputs are
+    named <id>.png."""
+    add_refining_subcommand(
+        subparsers, 'refine', run,
         help='refine binary masks of images (files or folders paired by name)',
-        description='Refine IMAGE + MASK (or every same-named pair of two folders). Masks are '
-        '8-bit PNGs (0 = background, >0 = foreground; 0/1 masks work too). Existing outputs '
-        'are skipped, so an interrupted run resumes. Other naming schemes pair with '
-        "--image-pattern / --mask-pattern, e.g. BIG / DIS: --image-pattern '{id}_im.jpg' "
-        "--mask-pattern '{id}_seg.png'; outputs are named <id>.png.")
-    p.add_argument('image', help='image file or folder')
-    p.add_argument('mask', help='coarse mask file or folder')
-    p.add_argument('--out', required=True, help='output folder for refined <name>.png masks')
-    p.add_argument('--image-pattern', metavar='PATTERN', help=f'image files: {PATTERN_HELP}')
-    p.add_argument(
-        '--mask-pattern',
-        metavar='PATTERN',
-        help="coarse mask files, e.g. '{id}_seg.png' (default: any image file)")
-    add_refiner_args(p)
-    p.add_argument(
-        '--vis', action='store_true', help='also write <name>_vis.png before/after panels')
-    p.add_argument(
-        '--confidence',
-        action='store_true',
-        help='also write <name>_conf.png (fine probability x 255)')
-    p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
-    p.set_defaults(func=run)
+        description=add_parser.__doc__, arguments=[
+            arg('image', help='image file or folder'),
+            arg('mask', help='coarse mask file or folder'),
+            arg('--out', required=True, help='output folder for refined <name>.png masks'),
+            arg('--image-pattern', metavar='PATTERN', help=f'image files: {PATTERN_HELP}'),
+            arg('--mask-pattern', metavar='PATTERN',
+                help="coarse mask files, e.g. '{id}_seg.png' (default: any image file)"),
+            arg('--vis', action='store_true',
+                help='also write <name>_vis.png before/after panels'),
+            arg('--confidence', action='store_true',
+                help='also write <name>_conf.png (fine probability x 255)'),
+            OVERWRITE,
+        ])
 
 
 def _outputs_exist(out_dir, stem, args) -> bool:
@@ -47,16 +43,16 @@ def _refine_one(refiner, stem, img_path, mask_path, args):
                                         maskwrite_atomic)
     image = imread_checked(img_path)
     coarse = maskread_checked(mask_path)
-    refined, conf = refine_mask(
-        refiner, image, coarse, return_confidence=True, options=refine_options(args))
+    refined, conf = refine_mask(refiner, image, coarse, return_confidence=True,
+                                options=refine_options(args))
     maskwrite_atomic(refined, osp.join(args.out, f'{stem}.png'))
     if args.confidence:
         imwrite_atomic((np.clip(conf, 0, 1) * 255).astype(np.uint8),
                        osp.join(args.out, f'{stem}_conf.png'))
     if args.vis:
         from mmseg_refiner.vis import before_after_panel
-        imwrite_atomic(
-            before_after_panel(image, coarse, refined), osp.join(args.out, f'{stem}_vis.png'))
+        imwrite_atomic(before_after_panel(image, coarse, refined),
+                       osp.join(args.out, f'{stem}_vis.png'))
 
 
 def run(args) -> int:

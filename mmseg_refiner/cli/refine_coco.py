@@ -13,63 +13,38 @@ from collections import OrderedDict
 from typing import Dict, List
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from mmseg_refiner.cli.common import add_refiner_args, build_refiner, read_json, refine_options
+from mmseg_refiner.cli.common import (add_refining_subcommand, arg, build_refiner, read_json,
+                                      refine_options)
 from mmseg_refiner.utils.io import InputError, atomic_write, imread_checked
+from mmseg_refiner.utils.masks import decode_segmentation
+from mmseg_refiner.utils.masks import rle_encode as encode_mask  # the former name here
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        'refine-coco',
+    """Refine every mask of a COCO-style RESULTS.segm.json (list of {image_id, category_id,
+    score, segmentation, ...}); image sizes and file names come from the annotation file. Other
+    fields are kept. Resumable: finished images are cached in OUT.partial.jsonl until the final
+    (atomic) write."""
+    add_refining_subcommand(
+        subparsers, 'refine-coco', run,
         help='refine the masks of a COCO results file (RLE in, RLE out)',
-        description='Refine every mask of a COCO-style RESULTS.segm.json (list of '
-        '{image_id, category_id, score, segmentation, ...}); image sizes and file names come '
-        'from the annotation file. Other fields are kept. Resumable: finished images are '
-        'cached in OUT.partial.jsonl until the final (atomic) write.')
-    p.add_argument('results', help='COCO results json (e.g. mmdet results.segm.json)')
-    p.add_argument('--ann', required=True, help='COCO annotation json with the "images" list')
-    p.add_argument('--img-dir', required=True, help='folder of the images (file_name relative)')
-    p.add_argument('--out', required=True, help='refined results json')
-    p.add_argument(
-        '--lvis-ann',
-        metavar='FILE',
-        help='then score the input and the refined masks against this LVIS-format '
-        'annotation file (mask AP and boundary AP, the paper\'s COCO protocol with '
-        'cocofied LVIS val); writes OUT.lvis_eval.json')
-    p.add_argument(
-        '--score-thr',
-        type=float,
-        default=0.0,
-        help='masks scoring below it are copied unchanged (default: 0)')
-    add_refiner_args(p)
-    p.add_argument(
-        '--restart',
-        action='store_true',
-        help='ignore a partial cache from an earlier run with other settings')
-    p.set_defaults(func=run)
-
-
-def decode_segmentation(segm, height: int, width: int, where: str) -> np.ndarray:
-    """(H, W) bool mask of a COCO segmentation (compressed / uncompressed RLE or polygons)."""
-    if isinstance(segm, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    elif isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
-        rle = mask_utils.frPyObjects(segm, height, width) \
-            if isinstance(segm['counts'], list) else segm
-        if list(rle['size']) != [height, width]:
-            raise InputError(f'{where}: mask size {rle["size"]} (HxW) differs from the image '
-                             f'size [{height}, {width}] in the annotation file')
-    else:
-        raise InputError(f'{where}: "segmentation" is neither RLE nor polygons')
-    return mask_utils.decode(rle).astype(bool)
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """Compressed RLE of an (H, W) bool mask, json-ready (``counts`` as str)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return dict(size=[int(s) for s in rle['size']], counts=rle['counts'].decode('ascii'))
+        description=add_parser.__doc__, arguments=[
+            arg('results', help='COCO results json (e.g. mmdet results.segm.json)'),
+            arg('--ann', required=True, help='COCO annotation json with the "images" list'),
+            arg('--img-dir', required=True, help='folder of the images (file_name relative)'),
+            arg('--out', required=True, help='refined results json'),
+            arg(
+                '--lvis-ann', metavar='FILE',
+                help='then score the input and the refined masks against this LVIS-format '
+                "annotation file (mask AP and boundary AP, the paper's COCO protocol with "
+                'cocofied LVIS val); writes OUT.lvis_eval.json'),
+            arg('--score-thr', type=float, default=0.0,
+                help='masks scoring below it are copied unchanged (default: 0)'),
+            arg('--restart', action='store_true',
+                help='ignore a partial cache from an earlier run with other settings'),
+        ])
 
 
 def _load_inputs(args):
@@ -135,8 +110,8 @@ def _refine_image(refiner, args, info: dict, results: List[dict], indices: List[
         raise InputError(f'image {info["file_name"]} is {image.shape[1]}x{image.shape[0]} '
                          f'but the annotation file says {w}x{h}')
     masks = np.stack([
-        decode_segmentation(results[i]['segmentation'], h, w, f'{args.results}: result {i}')
-        for i in todo
+        decode_segmentation(results[i]['segmentation'], h, w, f'{args.results}: result {i}',
+                            size_from='the annotation file') for i in todo
     ])
     refined = refine_masks(refiner, image, masks, options=refine_options(args))
     return [[i, encode_mask(m)] for i, m in zip(todo, refined)]
@@ -152,9 +127,8 @@ def _report_lvis(args, results: List[dict]) -> None:
     """Print and write mask AP / boundary AP (percent) of the input and the refined results."""
     from mmseg_refiner.evaluation.lvis import load_lvis, lvis_mask_and_boundary_ap
     gt = load_lvis(args.lvis_ann)
-    scores = dict(
-        input=lvis_mask_and_boundary_ap(gt, results),
-        refined=lvis_mask_and_boundary_ap(gt, read_json(args.out, 'refined results')))
+    scores = dict(input=lvis_mask_and_boundary_ap(gt, results),
+                  refined=lvis_mask_and_boundary_ap(gt, read_json(args.out, 'refined results')))
     print(f'LVIS evaluation against {args.lvis_ann} (percent):')
     print(f'{"metric":>12} | {"input":>7} | {"refined":>7} | {"delta":>7}')
     for key in ('segm_AP', 'boundary_AP'):
@@ -198,11 +172,10 @@ def _refine_images(args, todo, images, results, records, cache_path) -> None:
         cache.write(json.dumps({'header': _settings(args)}) + '\n')
         cache.writelines(json.dumps(r) + '\n' for r in records)
     with open(cache_path, 'a') as cache:
-        for image_id, indices in tqdm(
-                todo, desc='refine-coco', unit='img', file=sys.stdout, disable=len(todo) < 2):
-            record = dict(
-                image_id=image_id,
-                refined=_refine_image(refiner, args, images[image_id], results, indices))
+        for image_id, indices in tqdm(todo, desc='refine-coco', unit='img', file=sys.stdout,
+                                      disable=len(todo) < 2):
+            refined = _refine_image(refiner, args, images[image_id], results, indices)
+            record = dict(image_id=image_id, refined=refined)
             cache.write(json.dumps(record) + '\n')
             cache.flush()
             records.append(record)

@@ -9,34 +9,30 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
-from mmseg_refiner.cli.common import add_refiner_args, pair_by_stem, refine_options, run_over_pairs
+from mmseg_refiner.cli.common import (OVERWRITE, add_refining_subcommand, arg, pair_by_stem,
+                                      refine_options, run_over_pairs)
 from mmseg_refiner.utils.io import InputError, atomic_write
 
 LABEL_MODES = ('L', 'P', 'I;16', 'I')
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        'refine-semantic',
-        help='refine semantic label maps (a folder of PNGs)',
-        description='Refine every class of each label map in PRED_DIR (single-channel PNGs of '
-        'class indices) with the image of the same name in --img-dir. Classes are refined as '
-        'binary masks and merged by confidence; --ignore-index pixels are kept. Outputs keep '
-        'name, bit depth and palette; existing outputs are skipped, so a run resumes.')
-    p.add_argument('pred_dir', help='folder (or one file) of predicted label-map PNGs')
-    p.add_argument('--img-dir', required=True, help='folder (or one file) of the images')
-    p.add_argument('--out', required=True, help='output folder for refined label maps')
-    p.add_argument(
-        '--ignore-index', type=int, default=255, help='label left untouched (default: 255)')
-    p.add_argument(
-        '--classes',
-        type=int,
-        nargs='+',
-        default=None,
-        help='refine only these class indices (default: all present)')
-    add_refiner_args(p)
-    p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
-    p.set_defaults(func=run)
+    """Refine every class of each label map in PRED_DIR (single-channel PNGs of class indices)
+    with the image of the same name in --img-dir. Classes are refined as binary masks and merged
+    by confidence; --ignore-index pixels are kept. Outputs keep name, bit depth and palette;
+    existing outputs are skipped, so a run resumes."""
+    add_refining_subcommand(
+        subparsers, 'refine-semantic', run, help='refine semantic label maps (a folder of PNGs)',
+        description=add_parser.__doc__, arguments=[
+            arg('pred_dir', help='folder (or one file) of predicted label-map PNGs'),
+            arg('--img-dir', required=True, help='folder (or one file) of the images'),
+            arg('--out', required=True, help='output folder for refined label maps'),
+            arg('--ignore-index', type=int, default=255,
+                help='label left untouched (default: 255)'),
+            arg('--classes', type=int, nargs='+', default=None,
+                help='refine only these class indices (default: all present)'),
+            OVERWRITE,
+        ])
 
 
 def read_label_map(path: str):
@@ -64,13 +60,8 @@ def write_label_map(labels: np.ndarray, like: Image.Image, path: str) -> None:
 def _refine_one(refiner, stem, pred_path, img_path, args) -> None:
     from mmseg_refiner.apis import refine_label_map
     labels, like = read_label_map(pred_path)
-    refined = refine_label_map(
-        refiner,
-        img_path,
-        labels,
-        ignore_index=args.ignore_index,
-        classes=args.classes,
-        options=refine_options(args))
+    refined = refine_label_map(refiner, img_path, labels, ignore_index=args.ignore_index,
+                               classes=args.classes, options=refine_options(args))
     write_label_map(refined, like, osp.join(args.out, f'{stem}.png'))
 
 

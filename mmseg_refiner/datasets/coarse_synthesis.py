@@ -22,11 +22,14 @@ import numpy as np
 
 from mmseg_refiner.utils.masks import mask_iou
 
+FloatRange = Tuple[float, float]  # (low, high) of a uniformly drawn parameter
+IntRange = Tuple[int, int]
+
 DEGRADATIONS = ('reference', 'lowres', 'polygon', 'blur', 'holes_islands', 'hull', 'morph',
                 'jitter')
 
 
-def random_kernel(rng: np.random.Generator, size_range: Tuple[int, int] = (3, 9)) -> np.ndarray:
+def random_kernel(rng: np.random.Generator, size_range: IntRange = (3, 9)) -> np.ndarray:
     """A rect, ellipse or half-ellipse structuring element of side ``size_range`` (inclusive)."""
     size = int(rng.integers(size_range[0], size_range[1] + 1))
     shapes = [(cv2.MORPH_RECT, (size, size)), (cv2.MORPH_ELLIPSE, (size, size)),
@@ -74,8 +77,10 @@ def modify_boundary(gt: np.ndarray, rng: np.random.Generator, regional_rate: flo
         np.ndarray: (H, W) uint8 0/1 mask; a copy of ``gt`` when no contour qualifies.
     """
     contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    polygons = [_remove_and_sample(c, rng, regional_rate, sample_rate) for c in contours
-                if c.shape[0] >= min_points]
+    polygons = [
+        _remove_and_sample(c, rng, regional_rate, sample_rate) for c in contours
+        if c.shape[0] >= min_points
+    ]
     polygons = [p for p in polygons if len(p) > 0]
     if not polygons:
         return (gt > 0).astype(np.uint8)
@@ -90,7 +95,7 @@ def _random_rect(rng: np.random.Generator, h: int, w: int) -> Tuple[int, int, in
 
 
 def perturb_round(seg: np.ndarray, rng: np.random.Generator, num_rects: int = 4,
-                  kernel_range: Tuple[int, int] = (3, 9), flip_prob: float = 0.25) -> None:
+                  kernel_range: IntRange = (3, 9), flip_prob: float = 0.25) -> None:
     """One in-place round of the reference perturbation on an (H, W) uint8 0/1 mask.
 
     ``num_rects`` random rectangles are each dilated or eroded with a random kernel; with
@@ -106,9 +111,8 @@ def perturb_round(seg: np.ndarray, rng: np.random.Generator, num_rects: int = 4,
         seg[y0:y1, x0:x1] = op(seg[y0:y1, x0:x1], random_kernel(rng, kernel_range))
 
 
-def perturb_until(seg: np.ndarray, gt: np.ndarray, rng: np.random.Generator,
-                  iou_target: float, iou_min: float = 0.0, max_rounds: int = 250,
-                  **round_kwargs) -> np.ndarray:
+def perturb_until(seg: np.ndarray, gt: np.ndarray, rng: np.random.Generator, iou_target: float,
+                  iou_min: float = 0.0, max_rounds: int = 250, **round_kwargs) -> np.ndarray:
     """Perturb ``seg`` round by round until its IoU with ``gt`` is below ``iou_target``.
 
     A round that would take the IoU below ``iou_min`` is discarded (the range is kept on
@@ -143,19 +147,19 @@ def perturb_until(seg: np.ndarray, gt: np.ndarray, rng: np.random.Generator,
 
 
 def degrade_lowres(gt: np.ndarray, rng: np.random.Generator,
-                   factor_range: Tuple[float, float] = (4, 16)) -> np.ndarray:
+                   factor_range: FloatRange = (4, 16)) -> np.ndarray:
     """Down-sample by a random factor (area), up-sample bilinearly, threshold at 0.5."""
     h, w = gt.shape
     factor = math.exp(rng.uniform(math.log(factor_range[0]), math.log(factor_range[1])))
-    small = cv2.resize(gt.astype(np.float32), (max(1, round(w / factor)),
-                                               max(1, round(h / factor))),
+    small = cv2.resize(gt.astype(np.float32),
+                       (max(1, round(w / factor)), max(1, round(h / factor))),
                        interpolation=cv2.INTER_AREA)
     up = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     return (up >= 0.5).astype(np.uint8)
 
 
 def degrade_polygon(gt: np.ndarray, rng: np.random.Generator,
-                    eps_range: Tuple[float, float] = (0.01, 0.05)) -> np.ndarray:
+                    eps_range: FloatRange = (0.01, 0.05)) -> np.ndarray:
     """Simplify every contour (outer and hole) with Douglas-Peucker.
 
     The tolerance is a random fraction ``eps_range`` of each contour's perimeter, like the
@@ -173,18 +177,20 @@ def degrade_polygon(gt: np.ndarray, rng: np.random.Generator,
                             maxLevel=1)
 
 
-def degrade_blur(gt: np.ndarray, rng: np.random.Generator,
-                 sigma_range: Tuple[float, float] = (1.5, 6.0),
-                 thr_range: Tuple[float, float] = (0.3, 0.7)) -> np.ndarray:
+def degrade_blur(
+    gt: np.ndarray, rng: np.random.Generator, sigma_range: FloatRange = (1.5, 6.0),
+    thr_range: FloatRange = (0.3, 0.7)
+) -> np.ndarray:
     """Gaussian blur then a random threshold: rounded corners, lost thin parts, shifted edges."""
     sigma = rng.uniform(*sigma_range)
     blurred = cv2.GaussianBlur(gt.astype(np.float32), (0, 0), sigmaX=sigma)
     return (blurred >= rng.uniform(*thr_range)).astype(np.uint8)
 
 
-def degrade_holes_islands(gt: np.ndarray, rng: np.random.Generator,
-                          count_range: Tuple[int, int] = (1, 4),
-                          radius_frac: Tuple[float, float] = (0.02, 0.08)) -> np.ndarray:
+def degrade_holes_islands(
+    gt: np.ndarray, rng: np.random.Generator, count_range: IntRange = (1, 4),
+    radius_frac: FloatRange = (0.02, 0.08)
+) -> np.ndarray:
     """Punch elliptical holes inside the object and add islands near it.
 
     Radii are fractions ``radius_frac`` of the mask's shorter side; blob centres are drawn
@@ -209,9 +215,8 @@ def _ellipse(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def degrade_hull(gt: np.ndarray, rng: np.random.Generator,
-                 close_frac: Tuple[float, float] = (0.05, 0.3), hull_prob: float = 0.25,
-                 keep_prob: float = 0.6) -> np.ndarray:
+def degrade_hull(gt: np.ndarray, rng: np.random.Generator, close_frac: FloatRange = (0.05, 0.3),
+                 hull_prob: float = 0.25, keep_prob: float = 0.6) -> np.ndarray:
     """Fill concavities: background wedged into the object becomes foreground.
 
     With probability ``hull_prob`` the filling is each outer contour's convex hull, else a
@@ -243,16 +248,17 @@ def degrade_hull(gt: np.ndarray, rng: np.random.Generator,
 
 
 def degrade_morph(gt: np.ndarray, rng: np.random.Generator,
-                  radius_range: Tuple[int, int] = (1, 6)) -> np.ndarray:
+                  radius_range: IntRange = (1, 6)) -> np.ndarray:
     """Grow or shrink the whole outline (dilate or erode, even odds) by a random radius."""
     radius = int(rng.integers(radius_range[0], radius_range[1] + 1))
     op = cv2.dilate if rng.random() < 0.5 else cv2.erode
     return op((gt > 0).astype(np.uint8), _ellipse(radius))
 
 
-def degrade_jitter(gt: np.ndarray, rng: np.random.Generator,
-                   amp_range: Tuple[float, float] = (1.0, 4.0),
-                   scale_range: Tuple[float, float] = (4.0, 16.0)) -> np.ndarray:
+def degrade_jitter(
+    gt: np.ndarray, rng: np.random.Generator, amp_range: FloatRange = (1.0, 4.0),
+    scale_range: FloatRange = (4.0, 16.0)
+) -> np.ndarray:
     """Move the boundary by a smooth random displacement field (a wobbly outline).
 
     The field is white noise blurred with a Gaussian of sigma ``scale_range`` (pixels, the

@@ -77,11 +77,8 @@ def drop_detached_components(refined: np.ndarray, coarse: np.ndarray) -> np.ndar
     return keep[labels]
 
 
-def apply_guard(refined: np.ndarray,
-                coarse: np.ndarray,
-                band_ratio: float = 0.05,
-                min_band: float = 4,
-                drop_new_components: bool = True,
+def apply_guard(refined: np.ndarray, coarse: np.ndarray, band_ratio: float = 0.05,
+                min_band: float = 4, drop_new_components: bool = True,
                 undo_overflow: bool = True) -> np.ndarray:
     """Confine the changes ``coarse -> refined`` (bool (H, W)) to the boundary band.
 

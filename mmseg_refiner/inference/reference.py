@@ -21,7 +21,6 @@ from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.ops import nms
 
 from mmseg_refiner.inference.crops import Box
 
@@ -70,6 +69,7 @@ def patch_boxes(ys: torch.Tensor, xs: torch.Tensor, scores: torch.Tensor, shape:
     y0 = (ys - size / 2).clamp(0, h - size)
     x0 = (xs - size / 2).clamp(0, w - size)
     boxes = torch.stack([x0, y0, x0 + size, y0 + size], 1).float()
+    from mmcv.ops import nms  # compiled ops: loaded on first use, not at import
     dets, _ = nms(boxes, scores.float(), iou_thr)
     return [tuple(int(v) for v in d[:4].int()) for d in dets]
 

@@ -20,7 +20,6 @@ from typing import List, Sequence
 
 import numpy as np
 import torch
-from mmcv.ops import nms
 
 from mmseg_refiner.inference import reference
 from mmseg_refiner.inference.crops import (Box, crop_resize_image, crop_resize_mask, expand_box,
@@ -187,6 +186,7 @@ def _patch_boxes(fine_prob: torch.Tensor, size: int, cfg: dict) -> List[Box]:
     y0 = (ys - size // 2).clamp(0, h - size).float()
     boxes = torch.stack([x0, y0, x0 + size, y0 + size], 1)
     scores = 1 - fine_prob[ys, xs]
+    from mmcv.ops import nms  # compiled ops: loaded on first use, not at import
     _, keep = nms(boxes, scores.float(), cfg['hr_nms_iou'])
     return [tuple(int(v) for v in boxes[k]) for k in keep]
 

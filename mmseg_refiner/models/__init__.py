@@ -5,7 +5,6 @@ from .sampler import TransitionOutput, TransitionSampler
 from .unet import SegRefinerUNet
 
 __all__ = [
-    'DiffusionRefiner', 'RefineOutput', 'DEFAULT_TEST_CFG', 'SegRefinerUNet',
-    'TransitionSampler', 'TransitionOutput', 'RefinerDataPreprocessor', 'MaskBCELoss',
-    'TextureL1Loss'
+    'DiffusionRefiner', 'RefineOutput', 'DEFAULT_TEST_CFG', 'SegRefinerUNet', 'TransitionSampler',
+    'TransitionOutput', 'RefinerDataPreprocessor', 'MaskBCELoss', 'TextureL1Loss'
 ]

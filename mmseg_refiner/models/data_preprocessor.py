@@ -26,9 +26,11 @@ class RefinerDataPreprocessor(BaseDataPreprocessor):
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN_RGB,
                  std: Sequence[float] = IMAGENET_STD_RGB, bgr_to_rgb: bool = True):
         super().__init__()
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
+        self.register_buffer('mean',
+                             torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
                              persistent=False)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
+        self.register_buffer('std',
+                             torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
                              persistent=False)
         self.bgr_to_rgb = bgr_to_rgb
 

@@ -12,7 +12,7 @@ def sobel_magnitude(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     kernel = torch.stack([kx, kx.t()])[:, None]  # (2, 1, 3, 3)
     x = F.avg_pool2d(x, 3, stride=1, padding=1)
     g = F.conv2d(x, kernel, padding=1)
-    return torch.sqrt(g[:, :1] ** 2 + g[:, 1:] ** 2 + eps)
+    return torch.sqrt(g[:, :1]**2 + g[:, 1:]**2 + eps)
 
 
 @MODELS.register_module()

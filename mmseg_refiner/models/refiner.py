@@ -7,14 +7,16 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.structures import BaseDataElement, PixelData
 
 from mmseg_refiner.registry import MODELS
 from mmseg_refiner.utils.hardware import native_bf16
 
 AUTOCAST_MODES = ('auto', None, 'fp32', 'bf16', 'fp16')
-_AUTOCAST_DTYPES = {'auto': torch.bfloat16, None: None, 'fp32': None, 'bf16': torch.bfloat16,
-                    'fp16': torch.float16}
+_AUTOCAST_DTYPES = {
+    'auto': torch.bfloat16, None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16
+}
 STOP_CRITERIA = ('coarse', 'change')
 
 DEFAULT_TEST_CFG = dict(
@@ -72,24 +74,25 @@ class DiffusionRefiner(BaseModel):
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 sampler: dict = dict(type='TransitionSampler'),
+    def __init__(self, backbone: dict, sampler: dict = dict(type='TransitionSampler'),
                  data_preprocessor: Optional[dict] = None,
                  loss_mask: dict = dict(type='MaskBCELoss', loss_weight=1.0),
-                 loss_texture: dict = dict(type='TextureL1Loss', loss_weight=5.0),
-                 train_cfg: Optional[dict] = None,
-                 test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 loss_texture: dict = dict(type='TextureL1Loss',
+                                           loss_weight=5.0), train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
             data_preprocessor = dict(type='RefinerDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # built in this scope whatever the default
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        self.sampler = MODELS.build(sampler)
-        self.loss_mask = MODELS.build(loss_mask)
-        self.loss_texture = MODELS.build(loss_texture)
+        # The parts are built in the plugin's scope whatever the host's default scope is
+        # (MODELS.build switches to the default scope's registry: under default_scope='mmdet'
+        # 'RefinerDataPreprocessor' would be looked up in mmdet's registry).
+        with DefaultScope.overwrite_default_scope('mmseg_refiner'):
+            if isinstance(data_preprocessor, dict):
+                data_preprocessor = MODELS.build(data_preprocessor)
+            super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+            self.backbone = MODELS.build(backbone)
+            self.sampler = MODELS.build(sampler)
+            self.loss_mask = MODELS.build(loss_mask)
+            self.loss_texture = MODELS.build(loss_texture)
         self.train_cfg = train_cfg or {}
         unknown = set(test_cfg or {}) - set(DEFAULT_TEST_CFG)
         if unknown:
@@ -182,9 +185,9 @@ class DiffusionRefiner(BaseModel):
                            f'valid: {sorted(DEFAULT_TEST_CFG)}')
         return {**self.test_cfg, **overrides}
 
-    def precision(self, cfg: Optional[dict] = None,
-                  device: Union[str, torch.device, None] = None) -> Tuple[Optional[torch.dtype],
-                                                                          bool]:
+    def precision(
+            self, cfg: Optional[dict] = None,
+            device: Union[str, torch.device, None] = None) -> Tuple[Optional[torch.dtype], bool]:
         """The U-Net's autocast dtype and memory layout under ``cfg``.
 
         ``autocast``: 'auto' = bf16 where ``device`` has native bf16
@@ -215,8 +218,9 @@ class DiffusionRefiner(BaseModel):
                 _log_once(f"test_cfg.autocast='auto': {device.type} has no native bf16 "
                           '(AVX512-BF16/AMX, or CUDA Ampere+): the U-Net runs in fp32')
             else:
-                _log_once(f"test_cfg.autocast='bf16' on a {device.type} without native bf16: "
-                          'it works, but slower than fp32', logging.WARNING)
+                _log_once(
+                    f"test_cfg.autocast='bf16' on a {device.type} without native bf16: "
+                    'it works, but slower than fp32', logging.WARNING)
         return dtype, layout is True or (layout == 'auto' and mode not in (None, 'fp32'))
 
     def _unet(self, cfg: dict, device: torch.device):
@@ -231,16 +235,15 @@ class DiffusionRefiner(BaseModel):
                 unet = self.__dict__['_compiled_unet'] = _TimedFirstCall(
                     torch.compile(self.backbone), 'torch.compile: first U-Net call '
                     '(compilation + one forward)')
-        autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                  enabled=dtype is not None)
+        autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype
+                                  is not None)
         return unet, autocast
 
     # -- inference --------------------------------------------------------------------------
     @torch.no_grad()
     def refine_batch(self, images: torch.Tensor, coarse: torch.Tensor,
                      steps: Union[None, int, Sequence[int]] = None,
-                     generator: Optional[torch.Generator] = None,
-                     stop_thr: Optional[float] = None,
+                     generator: Optional[torch.Generator] = None, stop_thr: Optional[float] = None,
                      fine_prob_init: Optional[torch.Tensor] = None,
                      cfg: Optional[dict] = None) -> RefineOutput:
         """Run the reverse process on normalized images and coarse masks.
@@ -277,8 +280,9 @@ class DiffusionRefiner(BaseModel):
         with autocast:
             for i in range(0, images.shape[0], chunk):
                 init = None if fine_prob_init is None else fine_prob_init[i:i + chunk]
-                outs.append(self._reverse_loop(unet, images[i:i + chunk], coarse[i:i + chunk],
-                                               steps, generator, stop, init))
+                outs.append(
+                    self._reverse_loop(unet, images[i:i + chunk], coarse[i:i + chunk], steps,
+                                       generator, stop, init))
         return RefineOutput(*(torch.cat(f) for f in zip(*outs)))
 
     def _reverse_loop(self, unet, images, coarse, steps, generator, stop, fine_prob_init=None):

@@ -35,8 +35,7 @@ def _rand_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.T
     """Uniform noise shaped like ``x`` drawn from ``generator`` (on the generator's device)."""
     if generator is None:
         return torch.rand(x.shape, device=x.device, dtype=torch.float32)
-    noise = torch.rand(x.shape, generator=generator, device=generator.device,
-                       dtype=torch.float32)
+    noise = torch.rand(x.shape, generator=generator, device=generator.device, dtype=torch.float32)
     return noise.to(x.device)
 
 

@@ -100,20 +100,19 @@ class Downsample(nn.Module):
 class ResBlock(TimestepBlock):
     """Residual block with an additive timestep embedding (no scale-shift norm)."""
 
-    def __init__(self, channels: int, emb_channels: int, dropout: float,
-                 out_channels: int = None, norm_num_groups: int = 32):
+    def __init__(self, channels: int, emb_channels: int, dropout: float, out_channels: int = None,
+                 norm_num_groups: int = 32):
         super().__init__()
         self.channels = channels
         self.out_channels = out_channels or channels
-        self.in_layers = nn.Sequential(
-            normalization(channels, norm_num_groups), nn.SiLU(),
-            nn.Conv2d(channels, self.out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(normalization(channels, norm_num_groups), nn.SiLU(),
+                                       nn.Conv2d(channels, self.out_channels, 3, padding=1))
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, self.out_channels))
         self.out_layers = nn.Sequential(
             normalization(self.out_channels, norm_num_groups), nn.SiLU(), nn.Dropout(p=dropout),
             nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1))
-        self.skip_connection = (nn.Identity() if self.out_channels == channels else
-                                nn.Conv2d(channels, self.out_channels, 1))
+        self.skip_connection = (nn.Identity() if self.out_channels == channels else nn.Conv2d(
+            channels, self.out_channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x)
@@ -177,20 +176,11 @@ class SegRefinerUNet(BaseModule):
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
-    def __init__(self,
-                 in_channels: int = 4,
-                 model_channels: int = 128,
-                 out_channels: int = 1,
-                 num_res_blocks: int = 2,
-                 attention_strides: Sequence[int] = (16, 32),
-                 channel_mult: Sequence[int] = (1, 1, 2, 2, 4, 4),
-                 num_heads: int = 4,
-                 num_heads_upsample: int = None,
-                 num_timesteps: int = 6,
-                 dropout: float = 0.0,
-                 conv_resample: bool = True,
-                 norm_num_groups: int = 32,
-                 init_cfg: dict = None):
+    def __init__(self, in_channels: int = 4, model_channels: int = 128, out_channels: int = 1,
+                 num_res_blocks: int = 2, attention_strides: Sequence[int] = (16, 32),
+                 channel_mult: Sequence[int] = (1, 1, 2, 2, 4, 4), num_heads: int = 4,
+                 num_heads_upsample: int = None, num_timesteps: int = 6, dropout: float = 0.0,
+                 conv_resample: bool = True, norm_num_groups: int = 32, init_cfg: dict = None):
         super().__init__(init_cfg)
         if channel_mult[0] != 1:
             raise ValueError(f'channel_mult must start with 1, got {tuple(channel_mult)}')
@@ -221,14 +211,16 @@ class SegRefinerUNet(BaseModule):
                 ds *= 2
         self.downsample_factor = ds
 
-        self.middle_block = TimestepEmbedSequential(
-            ResBlock(ch, **res), AttentionBlock(ch, num_heads, **attn), ResBlock(ch, **res))
+        self.middle_block = TimestepEmbedSequential(ResBlock(ch, **res),
+                                                    AttentionBlock(ch, num_heads, **attn),
+                                                    ResBlock(ch, **res))
 
         self.output_blocks = nn.ModuleList()
         for level, mult in list(enumerate(channel_mult))[::-1]:
             for i in range(num_res_blocks + 1):
-                layers = [ResBlock(ch + skip_chans.pop(), out_channels=model_channels * mult,
-                                   **res)]
+                layers = [
+                    ResBlock(ch + skip_chans.pop(), out_channels=model_channels * mult, **res)
+                ]
                 ch = model_channels * mult
                 if ds in attention_strides:
                     layers.append(AttentionBlock(ch, heads_up, **attn))

@@ -5,6 +5,6 @@ from .io import (IMAGE_EXTS, InputError, atomic_write, imread_checked, imwrite_a
 
 __all__ = [
     'apply_compat_patches', 'atomic_write', 'imread_checked', 'maskread_checked', 'InputError',
-    'imwrite_atomic', 'maskwrite_atomic', 'IMAGE_EXTS', 'load_checkpoint',
-    'mmengine_safe_globals', 'UnsafeCheckpointError'
+    'imwrite_atomic', 'maskwrite_atomic', 'IMAGE_EXTS', 'load_checkpoint', 'mmengine_safe_globals',
+    'UnsafeCheckpointError'
 ]

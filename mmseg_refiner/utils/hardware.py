@@ -122,8 +122,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def setup_threads(threads: Optional[int] = None,
-                  logger: Optional[logging.Logger] = None) -> int:
+def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger] = None) -> int:
     """Set the torch and OpenCV thread counts once, and say so in one log line.
 
     Args:

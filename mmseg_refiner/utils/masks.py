@@ -8,7 +8,7 @@
 
 Masks are (H, W) arrays where non-zero is foreground (bool, 0/1, 0/255, float).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -51,7 +51,8 @@ def rle_encode(mask: np.ndarray) -> dict:
     return dict(size=[int(s) for s in rle['size']], counts=rle['counts'].decode('ascii'))
 
 
-def decode_segmentation(segm, height: int, width: int, where: str = 'segmentation') -> np.ndarray:
+def decode_segmentation(segm, height: int, width: int, where: str = 'segmentation',
+                        size_from: Optional[str] = None) -> np.ndarray:
     """(height, width) bool mask of a COCO / LVIS ``segmentation``.
 
     Args:
@@ -60,6 +61,8 @@ def decode_segmentation(segm, height: int, width: int, where: str = 'segmentatio
         height (int): Image height.
         width (int): Image width.
         where (str): Names the annotation in error messages. Defaults to 'segmentation'.
+        size_from (str, optional): Where (height, width) came from, for the size error,
+            e.g. ``'the annotation file'``.
 
     Raises:
         InputError: ``segm`` is neither, or its RLE size differs from (height, width).
@@ -68,8 +71,9 @@ def decode_segmentation(segm, height: int, width: int, where: str = 'segmentatio
         rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
     elif isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
         if list(segm['size']) != [height, width]:
+            source = f' in {size_from}' if size_from else ''
             raise InputError(f'{where}: mask size {list(segm["size"])} (HxW) differs from the '
-                             f'image size [{height}, {width}]')
+                             f'image size [{height}, {width}]{source}')
         rle = mask_utils.frPyObjects(segm, height, width) \
             if isinstance(segm['counts'], list) else segm
     else:

@@ -12,10 +12,8 @@ import warnings
 # setuptools >= 81 warns when pkg_resources is imported; mmengine imports it to resolve
 # ``mmdet::`` / ``mmseg::`` config bases (and reloads it, which attributes the warning to
 # importlib).
-KNOWN_WARNINGS = (
-    (r'pkg_resources is deprecated as an API', UserWarning,
-     r'(mmengine\.utils\.package_utils|importlib)$'),
-)
+KNOWN_WARNINGS = ((r'pkg_resources is deprecated as an API', UserWarning,
+                   r'(mmengine\.utils\.package_utils|importlib)$'), )
 
 # Deprecation notices mmengine writes through its logger (not the warnings module) every time
 # a Runner's CheckpointHook starts: nothing a user of this project can act on.
@@ -29,8 +27,8 @@ class _KnownLogMessages(logging.Filter):
     """Drops the WARNING records of :data:`KNOWN_LOG_MESSAGES`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.WARNING
-                    and record.getMessage().startswith(KNOWN_LOG_MESSAGES))
+        return not (record.levelno == logging.WARNING and
+                    record.getMessage().startswith(KNOWN_LOG_MESSAGES))
 
 
 def filter_stack_warnings(logger: logging.Logger = None) -> None:

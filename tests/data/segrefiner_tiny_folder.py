@@ -37,6 +37,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-                        milestones=[max_iters], gamma=0.5)]
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[max_iters],
+         gamma=0.5)
+]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=2))

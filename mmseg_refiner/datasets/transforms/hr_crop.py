@@ -1,17 +1,15 @@
 """CropHRSample: the reference HR recipe's object crop and boundary patch."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mmseg_refiner.inference.crops import mask_to_box
+from mmseg_refiner.inference.crops import Box, mask_to_box
 from mmseg_refiner.registry import TRANSFORMS
 
 from .crop import _size_wh, crop_results
 from .rng import SampleRNG
-
-Box = Tuple[int, int, int, int]
 
 
 def _object_box(gt: np.ndarray, rng: np.random.Generator) -> Box:
@@ -21,9 +19,11 @@ def _object_box(gt: np.ndarray, rng: np.random.Generator) -> Box:
     if box is None:
         return 0, 0, w, h
     x0, y0, x1, y1 = box
-    return (int(rng.integers(0, x0 + 1)), int(rng.integers(0,
-                                                           y0 + 1)), int(rng.integers(x1, w + 1)),
-            int(rng.integers(y1, h + 1)))
+    left = int(rng.integers(0, x0 + 1))  # drawn in this order: left, top, right, bottom
+    top = int(rng.integers(0, y0 + 1))
+    right = int(rng.integers(x1, w + 1))
+    bottom = int(rng.integers(y1, h + 1))
+    return left, top, right, bottom
 
 
 def _mixed(gt: np.ndarray, box: Box) -> bool:

@@ -21,9 +21,11 @@ from mmseg_refiner.utils.io import imread_checked
 INSTANCE_OFFSET = 1000
 
 #: (kind, data-sample field, pixel-data key) of every prediction the refiner can handle.
-PREDICTION_FIELDS = (('instances', 'pred_instances', 'masks'),
-                     ('panoptic', 'pred_panoptic_seg', 'sem_seg'),
-                     ('semantic', 'pred_sem_seg', 'data'))
+PREDICTION_FIELDS = (
+    ('instances', 'pred_instances', 'masks'),
+    ('panoptic', 'pred_panoptic_seg', 'sem_seg'),
+    ('semantic', 'pred_sem_seg', 'data'),
+)
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -51,8 +53,10 @@ def prediction_kinds(sample) -> List[str]:
         ValueError: If the sample holds ``pred_instances`` without ``masks`` (a detector
             without a mask head) and nothing else to refine, or no prediction at all.
     """
-    kinds = [kind for kind, field, key in PREDICTION_FIELDS
-             if field in sample and key in sample.get(field)]
+    kinds = [
+        kind for kind, field, key in PREDICTION_FIELDS
+        if field in sample and key in sample.get(field)
+    ]
     if kinds:
         return kinds
     if 'pred_instances' in sample:

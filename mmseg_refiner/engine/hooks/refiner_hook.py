@@ -76,24 +76,15 @@ class SegRefinerHook(Hook):
 
     priority = 'LOW'  # wrap last, after hooks that may replace runner.model
 
-    def __init__(self,
-                 refiner_config: Union[str, dict, None] = None,
-                 refiner_checkpoint: Optional[str] = None,
-                 mode: Optional[str] = None,
-                 steps=None,
-                 seed: Optional[int] = None,
-                 device: Optional[str] = None,
-                 area_thr: Optional[int] = None,
-                 score_thr: float = 0.0,
+    def __init__(self, refiner_config: Union[str, dict, None] = None,
+                 refiner_checkpoint: Optional[str] = None, mode: Optional[str] = None, steps=None,
+                 seed: Optional[int] = None, device: Optional[str] = None,
+                 area_thr: Optional[int] = None, score_thr: float = 0.0,
                  max_instances: Optional[int] = None,
                  classes: Optional[Sequence[Union[int, str]]] = None,
-                 ignore_index: Optional[int] = None,
-                 refine_val: bool = True,
-                 refine_test: bool = True,
-                 refine_options: Optional[dict] = None,
-                 cfg_options: Optional[dict] = None,
-                 trust_checkpoint: bool = False,
-                 **options):
+                 ignore_index: Optional[int] = None, refine_val: bool = True,
+                 refine_test: bool = True, refine_options: Optional[dict] = None,
+                 cfg_options: Optional[dict] = None, trust_checkpoint: bool = False, **options):
         assert max_instances is None or max_instances >= 0, \
             f'max_instances must be None or >= 0, got {max_instances}'
         self.options = _hook_options(refine_options, mode=mode, steps=steps, seed=seed, **options)
@@ -155,12 +146,9 @@ class SegRefinerHook(Hook):
         cfg_options = dict(self.cfg_options)
         if self.area_thr is not None:
             cfg_options['model.test_cfg.area_thr'] = self.area_thr
-        self.refiner = init_refiner(
-            self.refiner_config,
-            self.refiner_checkpoint,
-            device,
-            cfg_options=cfg_options or None,
-            trust_checkpoint=self.trust_checkpoint)
+        self.refiner = init_refiner(self.refiner_config, self.refiner_checkpoint, device,
+                                    cfg_options=cfg_options or None,
+                                    trust_checkpoint=self.trust_checkpoint)
 
     def _read_loop_meta(self, loop) -> None:
         """Class names, ignore index and panoptic void id from the loop's dataset/evaluator."""
@@ -242,20 +230,15 @@ class SegRefinerHook(Hook):
                              'panoptic void id is unknown: set ignore_index in the hook')
         ids = adapters.label_map(sample.pred_panoptic_seg, 'sem_seg')
         todo = adapters.panoptic_ids(ids, self._void, self._class_ids)
-        refined = refine_label_map(
-            self.refiner, image, ids, ignore_index=self._void, classes=todo, **self._options)
+        refined = refine_label_map(self.refiner, image, ids, ignore_index=self._void, classes=todo,
+                                   **self._options)
         adapters.write_label_map(sample.pred_panoptic_seg, 'sem_seg', refined)
         self._stats['predictions'] += 1
 
     def _refine_semantic(self, sample, image) -> None:
         labels = adapters.label_map(sample.pred_sem_seg, 'data')
-        refined = refine_label_map(
-            self.refiner,
-            image,
-            labels,
-            ignore_index=self._ignore_index,
-            classes=self._class_ids,
-            **self._options)
+        refined = refine_label_map(self.refiner, image, labels, ignore_index=self._ignore_index,
+                                   classes=self._class_ids, **self._options)
         adapters.write_label_map(sample.pred_sem_seg, 'data', refined)
         self._stats['predictions'] += 1
 

@@ -7,17 +7,15 @@ _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py']
 data_root = 'data/tiny/'
 classes = ('a', 'b')
 model = dict(
-    backbone=dict(depth=18, init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
-    rpn_head=dict(in_channels=64, feat_channels=64),
-    roi_head=dict(
+    backbone=dict(depth=18, init_cfg=None), neck=dict(in_channels=[64, 128, 256, 512],
+                                                      out_channels=64),
+    rpn_head=dict(in_channels=64, feat_channels=64), roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=64, num_classes=len(classes)),
-        mask_roi_extractor=dict(out_channels=64),
+        bbox_head=dict(in_channels=64, fc_out_channels=64,
+                       num_classes=len(classes)), mask_roi_extractor=dict(out_channels=64),
         mask_head=dict(num_convs=1, in_channels=64, conv_out_channels=64,
                        num_classes=len(classes))),
-    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=20),
-                  rcnn=dict(score_thr=0.0, max_per_img=3)))
+    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=20), rcnn=dict(score_thr=0.0, max_per_img=3)))
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -26,18 +24,10 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 test_dataloader = dict(
-    _delete_=True,
-    batch_size=2,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        ann_file='ann.json',
-        data_prefix=dict(img='img/'),
-        metainfo=dict(classes=classes),
-        test_mode=True,
-        pipeline=test_pipeline))
+    _delete_=True, batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CocoDataset', data_root=data_root, ann_file='ann.json',
+                 data_prefix=dict(img='img/'), metainfo=dict(classes=classes), test_mode=True,
+                 pipeline=test_pipeline))
 val_dataloader = test_dataloader
 test_evaluator = dict(_delete_=True, type='CocoMetric', ann_file=data_root + 'ann.json',
                       metric=['bbox', 'segm'])
