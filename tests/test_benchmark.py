@@ -292,9 +292,9 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     qrun = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
                          variants=names)
     qrun.run(progress=False)
-    guard_cfg = dict(band_ratio=0.05, min_band=4, drop_new_components=True, undo_overflow=True)
-    assert seen[:3] == [(guard_cfg, 0.0, None), (False, 0.0, None),
-                        (guard_cfg, 1.0, 'change')]  # adaptive-0 = guarded: not run again
+    # guarded and unguarded share one refinement (the guard runs after it); adaptive-0 is
+    # guarded (same cache entry): not run again
+    assert seen[:2] == [(False, 0.0, None), (False, 1.0, 'change')]
     assert tiny_refiner.test_cfg['stop_criterion'] == 'coarse'  # never changed
     rows = {r['variant']: r for r in qrun.summary()}
     assert list(rows) == names and all(r['steps'] == 6 for r in rows.values())
@@ -304,19 +304,58 @@ def test_variants_are_run_keyed_and_reported(dataset, tmp_path, tiny_refiner, mo
     for m in bm.METRICS:  # threshold 0 is the fixed schedule: same results, same cache entry
         assert rows['adaptive-0'][m] == rows['guarded'][m]
     lines = open(osp.join(out, 'cache.jsonl')).read().splitlines()
-    assert len(lines) == 3 * (1 + 3) and len(seen) == 3 * 3
+    assert len(lines) == 3 * (1 + 3) and len(seen) == 3 * 2
     # Adding a variant later computes only that variant.
     more = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
                          variants=names + ['unguarded-adaptive-0.5'])
     more.run(progress=False)
     assert len(open(osp.join(out, 'cache.jsonl')).read().splitlines()) == len(lines) + 3
-    assert len(seen) == 3 * 3 + 3 and seen[-1] == (False, 0.5, 'coarse')
+    assert len(seen) == 3 * 2 + 3 and seen[-1] == (False, 0.5, 'coarse')
     # A generic variant passes its options through, keyed by them.
     generic = bm.QualityRun(pairs, out, ['lowres'], tiny_refiner, mode='instance', refiner_id='t',
                             variants=['autocast=fp32', 'guarded'])
     generic.run(progress=False)
     assert generic.refine_kwargs(generic.variants[0])['autocast'] == 'fp32'
-    assert len(seen) == 3 * 3 + 3 + 3  # only the new variant ran
+    assert len(seen) == 3 * 2 + 3 + 3  # only the new variant ran
+
+
+def test_guard_variants_share_one_refinement_exactly(dataset, tmp_path, tiny_refiner, monkeypatch):
+    """Variants that differ only in the guard (and, on the instance path, the preset) run the
+    refiner once; each result equals a separate ``refine_mask`` call with that variant."""
+    import mmseg_refiner.apis as apis
+    from mmseg_refiner.utils.io import maskread_checked
+    torch.nn.init.normal_(tiny_refiner.backbone.out[2].weight, std=0.5)
+    calls, real = [], apis.refine_mask
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs['options'])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apis, 'refine_mask', spy)
+    pairs = bm.list_pairs(dataset)
+    names = ['guarded', 'unguarded', 'preset=reference', 'preset=reference,guard=on']
+    qrun = bm.QualityRun(pairs, str(tmp_path / 'q'), ['perturb'], tiny_refiner, mode='instance',
+                         refiner_id='t', variants=names)
+    qrun.run(progress=False)
+    assert len(calls) == len(pairs)  # one refinement per image serves all four variants
+    monkeypatch.setattr(apis, 'refine_mask', real)
+    guard_changed = False
+    for sample_id, img_path, mask_path in pairs:
+        gt = maskread_checked(mask_path)
+        coarse = bm.make_coarse(gt, 'perturb', 0, sample_id)
+        separate = {}
+        for name, options in [('guarded', dict(guard=True)), ('unguarded', dict(guard=False)),
+                              ('preset=reference', dict(preset='reference')),
+                              ('preset=reference,guard=on', dict(preset='reference', guard=True))]:
+            mask = real(tiny_refiner, cv2.imread(img_path), coarse, mode='instance', seed=0,
+                        **options)
+            separate[name] = score_masks(mask, gt, 0.02)
+        for variant in qrun.variants:
+            cached = qrun.cache.get(qrun.refined_key('perturb', variant, 6, sample_id))
+            assert {m: cached[m] for m in bm.METRICS} == separate[variant.name], variant.name
+            assert cached['unet_calls'] == 6
+        guard_changed |= separate['guarded'] != separate['unguarded']
+    assert guard_changed  # the guard did something, so sharing had something to get wrong
 
 
 def test_variants_command_writes_table_and_plot(dataset, tmp_path):

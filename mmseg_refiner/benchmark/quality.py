@@ -24,7 +24,8 @@ from mmseg_refiner.benchmark.timing import UNetCallCounter
 from mmseg_refiner.benchmark.variants import DEFAULT_VARIANT, Variant, unique_variants
 from mmseg_refiner.evaluation import METRIC_NAMES as METRICS
 from mmseg_refiner.evaluation import score_masks, summarize
-from mmseg_refiner.inference.guard import resolve_guard
+from mmseg_refiner.inference.guard import guard_masks, resolve_guard
+from mmseg_refiner.inference.strategies import choose_mode
 from mmseg_refiner.utils.io import InputError
 
 
@@ -228,20 +229,51 @@ class QualityRun:
                 if None in todo:
                     self.cache.add(self.coarse_key(kind, sample_id),
                                    score_masks(coarse, gt, self.dilation_ratio))
+                groups = {}  # jobs that one refinement serves (see _share_key)
                 for variant, steps in (job for job in todo if job is not None):
+                    groups.setdefault(self._share_key(variant, steps, coarse), []).append(
+                        (variant, steps))
+                for jobs in groups.values():
                     image = image if image is not None else _read_image(img_path, gt)
-                    self.cache.add(self.refined_key(kind, variant, steps, sample_id),
-                                   self._refine(image, coarse, gt, variant, steps))
+                    for (variant, steps), result in zip(jobs,
+                                                        self._refine(image, coarse, gt, jobs)):
+                        self.cache.add(self.refined_key(kind, variant, steps, sample_id), result)
 
-    def _refine(self, image, coarse, gt, variant: Variant, steps) -> dict:
+    def _share_key(self, variant: Variant, steps, coarse: np.ndarray) -> str:
+        """Jobs of equal keys are served by one refinement with the guard off.
+
+        The growth guard runs after sampling, on the thresholded mask, so variants that differ
+        only in the guard share the U-Net calls; on the ``instance`` path (the one ``mode``
+        picks for this coarse mask) the presets differ only in the guard, so ``preset`` is
+        left out of the key there too.
+        """
+        kwargs = {k: v for k, v in self.refine_kwargs(variant).items() if k != 'guard'}
+        cfg = RefineOptions.from_dict({k: v for k, v in kwargs.items() if v is not None}) \
+            .resolve(self.refiner.test_cfg)
+        if choose_mode(self.refiner, coarse, self.mode, cfg=cfg) == 'instance':
+            kwargs.pop('preset', None)
+        return json.dumps(dict(kwargs, steps=steps), sort_keys=True, default=str)
+
+    def _refine(self, image, coarse, gt, jobs) -> List[dict]:
+        """Scores of the jobs ``[(variant, steps)]`` of one share key: one refinement without
+        the guard, then each variant's guard. ``seconds`` = the refinement + that guard."""
         from mmseg_refiner import apis
+        variant, steps = jobs[0]
         options = {k: v for k, v in self.refine_kwargs(variant).items() if v is not None}
         start = time.perf_counter()
         with UNetCallCounter(self.refiner.backbone) as counter:
-            refined = apis.refine_mask(self.refiner, image, coarse, mode=self.mode, steps=steps,
-                                       seed=self.seed, options=options)
-        return dict(score_masks(refined, gt, self.dilation_ratio), unet_calls=counter.calls,
-                    unet_samples=counter.samples, seconds=time.perf_counter() - start)
+            raw = apis.refine_mask(self.refiner, image, coarse, mode=self.mode, steps=steps,
+                                   seed=self.seed, options=dict(options, guard=False))
+        seconds = time.perf_counter() - start
+        results = []
+        for variant, _ in jobs:
+            start = time.perf_counter()
+            refined = guard_masks(raw[None], coarse[None],
+                                  self.refine_kwargs(variant)['guard']).mask[0]
+            results.append(
+                dict(score_masks(refined, gt, self.dilation_ratio), unet_calls=counter.calls,
+                     unet_samples=counter.samples, seconds=seconds + time.perf_counter() - start))
+        return results
 
     def summary(self) -> List[dict]:
         """One row per kind (coarse only) or per (kind, variant, steps): means over images."""
