@@ -96,7 +96,8 @@ def test_setup_threads_defaults_to_usable_cores(monkeypatch, threads_restored, c
         assert setup_threads(1, logger=logger) == 1  # same count: not logged again
     assert torch.get_num_threads() == 1
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ['threads: 1 (torch and OpenCV; 1 cores usable)']
+    assert len(lines) == 1
+    assert lines[0].startswith('threads: 1 (torch and OpenCV; 1 cores usable; OpenMP waiting: ')
 
 
 def test_setup_threads_clamps_with_a_warning(monkeypatch, threads_restored, caplog):
@@ -127,3 +128,42 @@ def test_setup_threads_sets_opencv_too(monkeypatch, threads_restored):
 
 def test_cpu_model_line_is_text():
     assert isinstance(hardware.cpu_model(), str) and hardware.cpu_model()
+
+
+def _fresh_python(code, env=None):
+    """Run ``code`` in a new interpreter (torch not imported yet) and return its stdout."""
+    import os
+    import subprocess
+    import sys
+    full = {k: v for k, v in os.environ.items() if k not in hardware.OPENMP_USER_KEYS}
+    full.update(env or {})
+    out = subprocess.run([sys.executable, '-c', code], env=full, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+SHOW_OPENMP = ('import os; print(*(os.environ.get(k, "-") for k in ("OMP_WAIT_POLICY", '
+               '"GOMP_SPINCOUNT")))')
+
+
+def test_calm_openmp_shortens_spinning_before_torch_loads():
+    code = ('from mmseg_refiner.utils.hardware import calm_openmp; print(calm_openmp()); ' +
+            SHOW_OPENMP)
+    assert _fresh_python(code) == ['True', '-', '1000']
+    # the user's choice wins: nothing is set
+    assert _fresh_python(code, dict(OMP_WAIT_POLICY='ACTIVE')) == ['False', 'ACTIVE', '-']
+    assert _fresh_python(code, dict(GOMP_SPINCOUNT='5')) == ['False', '-', '5']
+
+
+def test_calm_openmp_is_a_no_op_once_torch_is_imported():
+    code = ('import torch; from mmseg_refiner.utils.hardware import calm_openmp; '
+            'print(calm_openmp()); ' + SHOW_OPENMP)
+    assert _fresh_python(code) == ['False', '-', '-']
+
+
+def test_cli_applies_it_before_torch():
+    code = ('import sys; from mmseg_refiner.cli import main\n'
+            'try:\n    main(["--help"])\nexcept SystemExit:\n    pass\n'
+            'print("torch" in sys.modules)\n' + SHOW_OPENMP)
+    assert _fresh_python(code)[-3:] == ['False', '-', '1000']

@@ -23,6 +23,10 @@ import importlib
 import os
 import os.path as osp
 
+# isort: off
+from mmseg_refiner.utils.hardware import calm_openmp
+
+calm_openmp()  # before torch loads: idle OpenMP threads sleep (side-by-side jobs)
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.hub import get_config
 from mmengine.registry import RUNNERS
@@ -34,6 +38,8 @@ from mmseg_refiner.utils.checkpoint import mmengine_safe_globals
 from mmseg_refiner.utils.hardware import setup_threads
 from mmseg_refiner.utils.launch import setup_cpu_distributed
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+
+# isort: on
 
 SCOPES = ('mmdet', 'mmseg')
 

@@ -18,6 +18,10 @@ import os.path as osp
 import pickle
 import sys
 
+# isort: off
+from mmseg_refiner.utils.hardware import calm_openmp
+
+calm_openmp()  # before torch loads: idle OpenMP threads sleep (runs next to tests/CLI jobs)
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -26,6 +30,8 @@ from mmengine.runner import Runner
 from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
 from mmseg_refiner.utils.launch import setup_cpu_distributed
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+
+# isort: on
 
 
 def parse_args(argv=None):
