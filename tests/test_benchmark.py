@@ -358,6 +358,44 @@ def test_guard_variants_share_one_refinement_exactly(dataset, tmp_path, tiny_ref
     assert guard_changed  # the guard did something, so sharing had something to get wrong
 
 
+def test_side_by_side_settings_parse():
+    from mmseg_refiner.benchmark.side_by_side import parse_setting
+    assert parse_setting('default') == {}
+    assert parse_setting('GOMP_SPINCOUNT=1000,OMP_WAIT_POLICY=PASSIVE') == dict(
+        GOMP_SPINCOUNT='1000', OMP_WAIT_POLICY='PASSIVE')
+    with pytest.raises(ValueError, match='expected default or KEY=VALUE'):
+        parse_setting('PASSIVE')
+
+
+def test_side_by_side_command_runs_jobs_in_their_environment(tmp_path, monkeypatch):
+    """Two tiny jobs one after the other and two together, each a new interpreter whose
+    environment is the setting's (the driver's own OpenMP variables removed)."""
+    monkeypatch.setenv('GOMP_SPINCOUNT', '7')  # the driver's: must not reach the jobs
+    out = tmp_path / 'sbs'
+    assert cli_main([
+        'benchmark', 'side-by-side', '--config', TINY_CONFIG, '--device', 'cpu', '--threads', '1',
+        '--settings', 'OMP_WAIT_POLICY=PASSIVE', '--refines', '1', '--e2e-size', '48', '64',
+        '--out',
+        str(out)
+    ]) == 0
+    rows = json.load(open(out / 'side_by_side.json'))['rows']
+    assert [r['setting'] for r in rows] == ['OMP_WAIT_POLICY=PASSIVE']
+    row = rows[0]
+    assert len(row['alone_refine_s']) == len(row['side_by_side_refine_s']) == 2
+    assert row['sequential_s'] > sum(row['alone_refine_s']) and row['threads'] == 1
+    assert row['ratio'] == pytest.approx(row['side_by_side_s'] / row['sequential_s'])
+    assert '| OMP_WAIT_POLICY=PASSIVE |' in (out / 'side_by_side.md').read_text()
+
+
+def test_side_by_side_jobs_get_exactly_the_setting(monkeypatch):
+    from mmseg_refiner.benchmark import side_by_side as sbs
+    monkeypatch.setenv('GOMP_SPINCOUNT', '7')
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
+    env = sbs._environment({'GOMP_SPINCOUNT': '1000'})
+    assert env['GOMP_SPINCOUNT'] == '1000' and 'OMP_WAIT_POLICY' not in env
+    assert not any(k in sbs._environment({}) for k in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY'))
+
+
 def test_variants_command_writes_table_and_plot(dataset, tmp_path):
     out = tmp_path / 'q'
     rc = cli_main([

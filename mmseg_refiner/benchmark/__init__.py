@@ -6,6 +6,8 @@
   U-Net time), peak memory; :mod:`.training`: training samples/s.
 * :mod:`.quality`: coarse masks of three kinds (:mod:`.coarse`) refined per variant
   (:mod:`.variants`) and step count, scored, cached, resumable.
+* :mod:`.side_by_side`: two refine jobs (new processes) side by side against one after the
+  other, per OpenMP waiting setting.
 * :mod:`.report`: Markdown tables, JSON and plots. Arguments: :mod:`mmseg_refiner.cli.benchmark`.
 
 Every name of the former single module ``mmseg_refiner/benchmark.py`` is importable from here.

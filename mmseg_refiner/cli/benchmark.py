@@ -14,8 +14,9 @@ UNET_VARIANT_NAMES = ('fp32', 'fp32_cl', 'bf16', 'bf16_cl', 'compiled')
 TRAIN_VARIANT_NAMES = ('fp32', 'bf16', 'bf16_cl')
 COARSE_KIND_NAMES = ('lowres', 'polygon', 'perturb')
 DEFAULT_VARIANT = 'guarded'
-DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory) and quality '
-               '(coarse vs refined on a folder of image/mask pairs) of a refiner.')
+DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory), quality '
+               '(coarse vs refined on a folder of image/mask pairs) and side-by-side jobs '
+               '(OpenMP waiting settings) of a refiner.')
 
 
 def _common_args(parser) -> None:
@@ -73,15 +74,31 @@ def _quality_args(quality) -> None:
     quality.add_argument('--no-progress', action='store_true')
 
 
+def _side_by_side_args(parser) -> None:
+    from mmseg_refiner.benchmark.side_by_side import DEFAULT_SETTINGS
+    parser.add_argument(
+        '--settings', nargs='+', default=list(DEFAULT_SETTINGS), metavar='SETTING',
+        help='OpenMP environments to compare: default (none set) or KEY=VALUE[,KEY=VALUE] '
+        f'(default: {" ".join(DEFAULT_SETTINGS)})')
+    parser.add_argument('--jobs', type=int, default=2, help='jobs per group (default: 2)')
+    parser.add_argument('--refines', type=int, default=3,
+                        help='timed refinements per job, after one warm-up (default: 3)')
+    parser.add_argument('--e2e-size', type=int, nargs=2, default=[480, 854], metavar=('H', 'W'))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``speed`` and ``quality`` sub-commands of the benchmark."""
+    """The ``speed``, ``quality`` and ``side-by-side`` sub-commands of the benchmark."""
     sub = parser.add_subparsers(dest='part', metavar='PART', required=True)
     speed = sub.add_parser('speed', help='peaks, U-Net, end to end, training, memory')
     quality = sub.add_parser('quality', help='before/after IoU, mBA, BIoU on a folder of pairs')
-    for p in (speed, quality):
+    pair = sub.add_parser(
+        'side-by-side', help='two refine jobs together vs one after the other, per OpenMP '
+        'setting (new processes with the default threads)')
+    for p in (speed, quality, pair):
         _common_args(p)
     _speed_args(speed)
     _quality_args(quality)
+    _side_by_side_args(pair)
 
 
 def _build_refiner(args):
@@ -163,9 +180,24 @@ def run_quality(args) -> int:
     return 0
 
 
+def run_side_by_side(args) -> int:
+    """Time jobs side by side and one after the other; write side_by_side.json / .md."""
+    from mmseg_refiner.benchmark import report, side_by_side
+    rows = side_by_side.side_by_side(args.settings, args.jobs, config=args.config,
+                                     checkpoint=args.checkpoint, device=args.device,
+                                     refines=args.refines, size=tuple(args.e2e_size),
+                                     threads=args.threads)
+    header = report.machine_line(args.device, rows[0]['threads'] if rows else 0)
+    text = side_by_side.markdown(rows, header, args.refines)
+    report.write_json(dict(machine=header, rows=rows), osp.join(args.out, 'side_by_side.json'))
+    report.write_text(text, osp.join(args.out, 'side_by_side.md'))
+    print(text)
+    return 0
+
+
 def run(args) -> int:
     """Entry point of both ``tools/benchmark.py`` and ``mmseg-refiner benchmark``."""
-    return run_speed(args) if args.part == 'speed' else run_quality(args)
+    return {'speed': run_speed, 'side-by-side': run_side_by_side}.get(args.part, run_quality)(args)
 
 
 def add_parser(subparsers) -> None:
