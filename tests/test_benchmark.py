@@ -358,6 +358,32 @@ def test_guard_variants_share_one_refinement_exactly(dataset, tmp_path, tiny_ref
     assert guard_changed  # the guard did something, so sharing had something to get wrong
 
 
+def test_quality_rows_by_refinement_path(dataset, tmp_path, tiny_refiner):
+    """``summary(by_path=True)`` adds one row per path taken; the path is stored with new
+    results and recomputed (the same) for results cached without it."""
+    pairs = bm.list_pairs(dataset)
+    tiny_refiner.test_cfg['hr_size'] = 34  # polygon outlines: 32 and 35 px long: both
+    qrun = bm.QualityRun(pairs, str(tmp_path / 'q'), ['polygon'], tiny_refiner, steps_list=[1],
+                         refiner_id='t')
+    qrun.run(progress=False)
+    records = [
+        qrun.cache.get(qrun.refined_key('polygon', qrun.variants[0], 1, p[0])) for p in pairs
+    ]
+    stored = [r['path'] for r in records]
+    assert set(stored) == {'instance', 'hr'}
+    rows = qrun.summary(by_path=True)
+    overall, split = rows[0], rows[1:]
+    assert 'path' not in overall and [r['path'] for r in split] == sorted(set(stored))
+    assert sum(r['num_images'] for r in split) == overall['num_images'] == len(pairs)
+    for r in split:
+        idx = [i for i, p in enumerate(stored) if p == r['path']]
+        assert r['IoU'] == pytest.approx(np.mean([records[i]['IoU'] for i in idx]))
+    for r in records:  # as cached before paths were stored
+        del r['path']
+    assert qrun.summary(by_path=True) == rows
+    assert '| path |' in bm.quality_markdown(rows, 't')
+
+
 def test_side_by_side_settings_parse():
     from mmseg_refiner.benchmark.side_by_side import parse_setting
     assert parse_setting('default') == {}

@@ -265,6 +265,8 @@ class QualityRun:
             raw = apis.refine_mask(self.refiner, image, coarse, mode=self.mode, steps=steps,
                                    seed=self.seed, options=dict(options, guard=False))
         seconds = time.perf_counter() - start
+        path = choose_mode(self.refiner, coarse, self.mode,
+                           cfg=RefineOptions.from_dict(options).resolve(self.refiner.test_cfg))
         results = []
         for variant, _ in jobs:
             start = time.perf_counter()
@@ -272,11 +274,28 @@ class QualityRun:
                                   self.refine_kwargs(variant)['guard']).mask[0]
             results.append(
                 dict(score_masks(refined, gt, self.dilation_ratio), unet_calls=counter.calls,
-                     unet_samples=counter.samples, seconds=seconds + time.perf_counter() - start))
+                     unet_samples=counter.samples, seconds=seconds + time.perf_counter() - start,
+                     path=path))
         return results
 
-    def summary(self) -> List[dict]:
-        """One row per kind (coarse only) or per (kind, variant, steps): means over images."""
+    def _path(self, kind: str, sample_id: str, record: dict) -> str:
+        """The strategy ``mode`` took for this image's coarse mask ('instance', 'hr', ...):
+        stored with the result, else (results cached before it was) recomputed."""
+        if 'path' not in record:
+            from mmseg_refiner.utils.io import maskread_checked
+            mask_path = next(p[2] for p in self.pairs if p[0] == sample_id)
+            coarse = make_coarse(maskread_checked(mask_path), kind, self.seed, sample_id)
+            record['path'] = choose_mode(self.refiner, coarse, self.mode)
+        return record['path']
+
+    def summary(self, by_path: bool = False) -> List[dict]:
+        """One row per kind (coarse only) or per (kind, variant, steps): means over images.
+
+        Args:
+            by_path (bool): Also one row per refinement path (the strategy ``mode`` took for
+                the image: 'instance', or 'hr' for objects over ``hr_size``), with a ``path``
+                key. Defaults to False.
+        """
         rows = []
         for kind in self.kinds:
             coarse = [self.cache.get(self.coarse_key(kind, p[0])) for p in self.pairs]
@@ -292,4 +311,18 @@ class QualityRun:
                     rows.append(
                         dict(kind=kind, variant=variant.name, steps=steps, num_images=len(ref),
                              **coarse_means, **refined_means(coarse, ref)))
+                    if by_path:
+                        rows += self._path_rows(kind, variant, steps, coarse, ref)
+        return rows
+
+    def _path_rows(self, kind, variant, steps, coarse, ref) -> List[dict]:
+        paths = [self._path(kind, p[0], r) for p, r in zip(self.pairs, ref)]
+        rows = []
+        for path in sorted(set(paths)):
+            idx = [i for i, p in enumerate(paths) if p == path]
+            sub_coarse, sub_ref = [coarse[i] for i in idx], [ref[i] for i in idx]
+            means = {f'coarse_{m}': float(np.mean([c[m] for c in sub_coarse])) for m in METRICS}
+            rows.append(
+                dict(kind=kind, variant=variant.name, steps=steps, path=path, num_images=len(idx),
+                     **means, **refined_means(sub_coarse, sub_ref)))
         return rows

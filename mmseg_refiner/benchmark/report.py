@@ -28,8 +28,9 @@ def quality_markdown(rows: List[dict], title: str) -> str:
                 ('coarse_IoU', 'IoU', '.2f'), ('coarse_mBA', 'mBA', '.2f'),
                 ('coarse_BIoU', 'BIoU', '.2f')]
     else:
-        cols = [('kind', 'coarse kind', ''), ('variant', 'variant', ''), ('steps', 'steps', 'd'),
-                ('num_images', 'images', 'd')]
+        cols = [('kind', 'coarse kind', ''), ('variant', 'variant', ''), ('steps', 'steps', 'd')]
+        cols += [('path', 'path', '')] if any('path' in r for r in rows) else []
+        cols += [('num_images', 'images', 'd')]
         for m in METRICS:
             cols += [(f'coarse_{m}', f'{m} before', '.2f'), (m, f'{m} after', '.2f'),
                      (f'delta_{m}', f'Δ{m}', '+.2f')]

@@ -72,6 +72,10 @@ def _quality_args(quality) -> None:
     quality.add_argument('--dilation-ratio', type=float, default=0.02)
     quality.add_argument('--name', help='dataset label in the report (default: root/split)')
     quality.add_argument('--no-progress', action='store_true')
+    quality.add_argument(
+        '--by-path', action='store_true',
+        help='also report per refinement path (instance / hr: the strategy mode=auto took '
+        'for each image)')
 
 
 def _side_by_side_args(parser) -> None:
@@ -164,7 +168,7 @@ def run_quality(args) -> int:
     qrun = QualityRun(pairs, args.out, args.kinds, refiner, args.steps, args.mode, args.seed,
                       args.dilation_ratio, refiner_id, variants)
     qrun.run(progress=not args.no_progress)
-    rows = qrun.summary()
+    rows = qrun.summary(by_path=args.by_path and refiner is not None)
     name, title = _quality_name(args, len(pairs), refiner is None)
     text = report.quality_markdown(rows, title)
     options = {v.name: qrun.refine_kwargs(v) for v in qrun.variants}
@@ -174,8 +178,9 @@ def run_quality(args) -> int:
     report.write_json(summary, osp.join(args.out, 'quality.json'))
     report.write_text(text, osp.join(args.out, 'quality.md'))
     if refiner is not None:
-        report.plot_quality_vs_steps(rows, osp.join(args.out, 'quality_vs_steps.png'), name)
-        report.plot_quality_vs_calls(rows, osp.join(args.out, 'quality_vs_calls.png'), name)
+        overall = [r for r in rows if 'path' not in r]
+        report.plot_quality_vs_steps(overall, osp.join(args.out, 'quality_vs_steps.png'), name)
+        report.plot_quality_vs_calls(overall, osp.join(args.out, 'quality_vs_calls.png'), name)
     print(text)
     return 0
 
