@@ -234,6 +234,29 @@ def test_campaign_resume_reseeds_the_data(people_hair_root, tmp_path):
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
 
 
+def test_campaign_resume_with_worker_processes(people_hair_root, tmp_path):
+    """The campaign's own loader (2 persistent workers, InfiniteSampler): a resumed run
+    restarts the workers and keeps drawing data past the batches they had prefetched (the
+    sampler's shared index generator was once closed with the old workers: the stage-3b run
+    stopped 4 batches after its resume at iteration 1650)."""
+    work = str(tmp_path / 'resume_workers')
+    common = [
+        'train_dataloader.batch_size=2', *_tiny_model_options(), 'train_cfg.val_begin=1000000',
+        'train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True'
+    ]
+    _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_iters=2', *common
+    ], people_hair_root)
+    log = _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--resume', '--cfg-options',
+        'train_cfg.max_iters=12', *common
+    ], people_hair_root)
+    assert 'resumed at iteration 2: data re-seeded' in log, log[-3000:]
+    assert 'Reach the end of the dataloader' not in log, log[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_12.pth')), log[-3000:]
+
+
 def test_gpu_train_script_on_cpu(people_hair_root, tmp_path):
     """tools/gpu_train.sh end to end, shrunk to 2 iterations of a tiny model on CPU."""
     out, work = str(tmp_path / 'out'), str(tmp_path / 'work')

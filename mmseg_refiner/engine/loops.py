@@ -47,6 +47,10 @@ class ReseedingIterBasedTrainLoop(IterBasedTrainLoop):
         sampler = getattr(self.dataloader, 'sampler', None)
         if getattr(sampler, 'seed', None) is not None:
             sampler.seed = sampler.seed + offset
+            if hasattr(sampler, '_indices_of_rank'):
+                # InfiniteSampler draws from ONE index generator made in __init__ with the
+                # old seed, and closing the old workers' iterator closes it: make a new one.
+                sampler.indices = sampler._indices_of_rank()
         # The workers were forked when the loop was built (before the checkpoint was loaded):
         # shut them down so that new ones start with the salt and the new sampler seed.
         old = getattr(self.dataloader_iterator, '_iterator', None)
