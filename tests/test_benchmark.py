@@ -373,7 +373,7 @@ def test_quality_rows_by_refinement_path(dataset, tmp_path, tiny_refiner):
     assert set(stored) == {'instance', 'hr'}
     rows = qrun.summary(by_path=True)
     overall, split = rows[0], rows[1:]
-    assert 'path' not in overall and [r['path'] for r in split] == sorted(set(stored))
+    assert overall['path'] == 'all' and [r['path'] for r in split] == sorted(set(stored))
     assert sum(r['num_images'] for r in split) == overall['num_images'] == len(pairs)
     for r in split:
         idx = [i for i, p in enumerate(stored) if p == r['path']]

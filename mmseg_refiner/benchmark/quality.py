@@ -294,7 +294,7 @@ class QualityRun:
         Args:
             by_path (bool): Also one row per refinement path (the strategy ``mode`` took for
                 the image: 'instance', or 'hr' for objects over ``hr_size``), with a ``path``
-                key. Defaults to False.
+                key ('all' on the row over all images). Defaults to False.
         """
         rows = []
         for kind in self.kinds:
@@ -312,6 +312,7 @@ class QualityRun:
                         dict(kind=kind, variant=variant.name, steps=steps, num_images=len(ref),
                              **coarse_means, **refined_means(coarse, ref)))
                     if by_path:
+                        rows[-1]['path'] = 'all'
                         rows += self._path_rows(kind, variant, steps, coarse, ref)
         return rows
 

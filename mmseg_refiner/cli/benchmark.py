@@ -178,7 +178,7 @@ def run_quality(args) -> int:
     report.write_json(summary, osp.join(args.out, 'quality.json'))
     report.write_text(text, osp.join(args.out, 'quality.md'))
     if refiner is not None:
-        overall = [r for r in rows if 'path' not in r]
+        overall = [r for r in rows if r.get('path', 'all') == 'all']
         report.plot_quality_vs_steps(overall, osp.join(args.out, 'quality_vs_steps.png'), name)
         report.plot_quality_vs_calls(overall, osp.join(args.out, 'quality_vs_calls.png'), name)
     print(text)
