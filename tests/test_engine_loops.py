@@ -1,12 +1,21 @@
 """ReseedingIterBasedTrainLoop._reseed on a real DataLoader (no Runner needed)."""
 import logging
 
+import pytest
 import torch
 from mmengine.dataset import InfiniteSampler
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import DataLoader
 
+from mmseg_refiner.datasets.transforms.rng import set_run_salt
 from mmseg_refiner.engine.loops import ReseedingIterBasedTrainLoop
+
+
+@pytest.fixture(autouse=True)
+def no_salt_left_behind():
+    """_reseed sets the process-wide run salt: later tests must not inherit it."""
+    yield
+    set_run_salt(0)
 
 
 class _Runner:

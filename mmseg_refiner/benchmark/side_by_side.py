@@ -15,9 +15,8 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmseg_refiner.utils.hardware import OPENMP_SETTINGS as DEFAULT_SETTINGS
 from mmseg_refiner.utils.hardware import OPENMP_USER_KEYS
-
-DEFAULT_SETTINGS = ('default', 'GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=PASSIVE')
 
 
 def parse_setting(text: str) -> Dict[str, str]:

@@ -79,7 +79,7 @@ def _quality_args(quality) -> None:
 
 
 def _side_by_side_args(parser) -> None:
-    from mmseg_refiner.benchmark.side_by_side import DEFAULT_SETTINGS
+    from mmseg_refiner.utils.hardware import OPENMP_SETTINGS as DEFAULT_SETTINGS
     parser.add_argument(
         '--settings', nargs='+', default=list(DEFAULT_SETTINGS), metavar='SETTING',
         help='OpenMP environments to compare: default (none set) or KEY=VALUE[,KEY=VALUE] '

@@ -26,6 +26,8 @@ _threads_set = None  # the count setup_threads applied last (logged once per cha
 # the environment means the user chose, and nothing is set.
 OPENMP_ENV = {'GOMP_SPINCOUNT': '1000'}
 OPENMP_USER_KEYS = ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')
+# The settings `mmseg-refiner benchmark side-by-side` compares by default.
+OPENMP_SETTINGS = ('default', 'GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=PASSIVE')
 
 
 class DeviceError(ValueError):
