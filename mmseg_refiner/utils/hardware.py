@@ -20,8 +20,8 @@ _threads_set = None  # the count setup_threads applied last (logged once per cha
 # sleeps. Two processes on the same cores (two CLI jobs, a test run next to a training run)
 # then spin on the cores the other needs. Measured (docs/fast_path.md, 2-core AMD EPYC): two
 # refine jobs side by side took 1.53x as long as the same jobs one after the other; with a
-# spin count of 1,000 they take 0.85x, and one job alone is as fast as before (fully passive
-# waiting, OMP_WAIT_POLICY=PASSIVE, costs 16 % alone). Entry points apply this before torch
+# spin count of 1,000 they take 0.77-0.85x; a job alone costs 0-20 % more (two runs), fully
+# passive waiting (OMP_WAIT_POLICY=PASSIVE) 16 %. Entry points apply this before torch
 # is imported (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT in
 # the environment means the user chose, and nothing is set.
 OPENMP_ENV = {'GOMP_SPINCOUNT': '1000'}
