@@ -117,6 +117,11 @@ def _fingerprint(**fields) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _coarse_means(coarse: List[dict]) -> dict:
+    """``coarse_<metric>``: the mean coarse score of each metric over the images."""
+    return {f'coarse_{m}': float(np.mean([c[m] for c in coarse])) for m in METRICS}
+
+
 def refined_means(coarse: List[dict], refined: List[dict]) -> dict:
     """Means of refined scores, their change from coarse, worse share and cost per image.
 
@@ -299,7 +304,7 @@ class QualityRun:
         rows = []
         for kind in self.kinds:
             coarse = [self.cache.get(self.coarse_key(kind, p[0])) for p in self.pairs]
-            coarse_means = {f'coarse_{m}': float(np.mean([c[m] for c in coarse])) for m in METRICS}
+            coarse_means = _coarse_means(coarse)
             if not self.steps_list:
                 rows.append(dict(kind=kind, num_images=len(coarse), **coarse_means))
             for variant in self.variants:
@@ -322,8 +327,7 @@ class QualityRun:
         for path in sorted(set(paths)):
             idx = [i for i, p in enumerate(paths) if p == path]
             sub_coarse, sub_ref = [coarse[i] for i in idx], [ref[i] for i in idx]
-            means = {f'coarse_{m}': float(np.mean([c[m] for c in sub_coarse])) for m in METRICS}
             rows.append(
                 dict(kind=kind, variant=variant.name, steps=steps, path=path, num_images=len(idx),
-                     **means, **refined_means(sub_coarse, sub_ref)))
+                     **_coarse_means(sub_coarse), **refined_means(sub_coarse, sub_ref)))
         return rows

@@ -9,6 +9,7 @@ ratio (the fast-path goal: side by side not slower than one after the other).
 """
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -128,7 +129,6 @@ def job_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--size', type=int, nargs=2, default=[480, 854])
     args = p.parse_args(argv)
     start = time.perf_counter()
-    import logging
 
     from mmseg_refiner.apis import init_refiner, refine_mask
     from mmseg_refiner.benchmark.speed import synthetic_sample
