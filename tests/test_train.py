@@ -181,7 +181,8 @@ IN_PROCESS_LOADER = [
 
 @pytest.fixture(scope='module')
 def people_hair_root(tmp_path_factory):
-    """``people/`` and ``hair/`` folders with train/val splits, as ../shared/data has."""
+    """``people/`` and ``hair/`` folders with train/val splits, laid out as the research data
+    folder; generated here, nothing outside tmp_path is read."""
     root = str(tmp_path_factory.mktemp('people_hair'))
     for n, name in enumerate(('people', 'hair')):
         write_mask_folder(osp.join(root, name), 4, seed=10 + n)
