@@ -220,17 +220,23 @@ def test_campaign_config_warm_starts_from_shipped_weights(people_hair_root, tmp_
     assert ckpt['meta']['iter'] == 2
 
 
+def _campaign_then_resume(work, root, first_iters, total_iters, options) -> str:
+    """Train the campaign config for ``first_iters``, resume it to ``total_iters`` in a new
+    process (same ``--cfg-options``); return the resumed run's log."""
+    _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
+        f'train_cfg.max_iters={first_iters}', *options
+    ], root)
+    return _run([
+        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--resume', '--cfg-options',
+        f'train_cfg.max_iters={total_iters}', *options
+    ], root)
+
+
 def test_campaign_resume_reseeds_the_data(people_hair_root, tmp_path):
     work = str(tmp_path / 'resume')
     common = ['train_dataloader.batch_size=2', *_tiny_model_options(), *IN_PROCESS_LOADER]
-    _run([
-        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
-        'train_cfg.max_iters=1', *common
-    ], people_hair_root)
-    log = _run([
-        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--resume', '--cfg-options',
-        'train_cfg.max_iters=2', *common
-    ], people_hair_root)
+    log = _campaign_then_resume(work, people_hair_root, 1, 2, common)
     assert 'resumed at iteration 1: data re-seeded' in log, log[-3000:]
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
 
@@ -245,14 +251,7 @@ def test_campaign_resume_with_worker_processes(people_hair_root, tmp_path):
         'train_dataloader.batch_size=2', *_tiny_model_options(), 'train_cfg.val_begin=1000000',
         'train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True'
     ]
-    _run([
-        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--cfg-options',
-        'train_cfg.max_iters=2', *common
-    ], people_hair_root)
-    log = _run([
-        sys.executable, TRAIN, CAMPAIGN_CFG, '--work-dir', work, '--resume', '--cfg-options',
-        'train_cfg.max_iters=12', *common
-    ], people_hair_root)
+    log = _campaign_then_resume(work, people_hair_root, 2, 12, common)
     assert 'resumed at iteration 2: data re-seeded' in log, log[-3000:]
     assert 'Reach the end of the dataloader' not in log, log[-3000:]
     assert osp.isfile(osp.join(work, 'iter_12.pth')), log[-3000:]
