@@ -16,8 +16,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmseg_refiner.utils.hardware import OPENMP_SETTINGS as DEFAULT_SETTINGS
-from mmseg_refiner.utils.hardware import OPENMP_USER_KEYS
+from mmseg_refiner.utils.hardware import OPENMP_SETTINGS, OPENMP_USER_KEYS
 
 
 def parse_setting(text: str) -> Dict[str, str]:
@@ -81,7 +80,7 @@ def _run_jobs(cmd: List[str], env: Dict[str, str], together: bool,
     return wall, results
 
 
-def side_by_side(settings: Sequence[str] = DEFAULT_SETTINGS, jobs: int = 2,
+def side_by_side(settings: Sequence[str] = OPENMP_SETTINGS, jobs: int = 2,
                  **job_args) -> List[dict]:
     """One row per setting: wall seconds of ``jobs`` jobs one after the other and together.
 

@@ -79,11 +79,11 @@ def _quality_args(quality) -> None:
 
 
 def _side_by_side_args(parser) -> None:
-    from mmseg_refiner.utils.hardware import OPENMP_SETTINGS as DEFAULT_SETTINGS
+    from mmseg_refiner.utils.hardware import OPENMP_SETTINGS
     parser.add_argument(
-        '--settings', nargs='+', default=list(DEFAULT_SETTINGS), metavar='SETTING',
+        '--settings', nargs='+', default=list(OPENMP_SETTINGS), metavar='SETTING',
         help='OpenMP environments to compare: default (none set) or KEY=VALUE[,KEY=VALUE] '
-        f'(default: {" ".join(DEFAULT_SETTINGS)})')
+        f'(default: {" ".join(OPENMP_SETTINGS)})')
     parser.add_argument('--jobs', type=int, default=2, help='jobs per group (default: 2)')
     parser.add_argument('--refines', type=int, default=3,
                         help='timed refinements per job, after one warm-up (default: 3)')
