@@ -276,3 +276,30 @@ def test_gpu_train_script_on_cpu(people_hair_root, tmp_path):
     from mmseg_refiner.apis import init_refiner
     model = init_refiner(checkpoint=exported)
     assert model.backbone.model_channels == 8
+
+
+def test_campaign_anneal_config_decays_the_learning_rate():
+    """Stage 3c: the campaign's data and model, a 50-iteration warm-up to 3e-4, then a cosine
+    decay to 1 % of it at the last iteration, and a shorter EMA horizon."""
+    from mmengine.config import Config
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'segrefiner',
+                                   'segrefiner_small_campaign_anneal.py'))
+    base = Config.fromfile(CAMPAIGN_CFG)
+    assert cfg.train_dataloader.dataset == base.train_dataloader.dataset
+    assert cfg.model == base.model
+    assert cfg.custom_hooks[0].type == 'EMAHook' and cfg.custom_hooks[0].momentum == 0.003
+    max_iters = cfg.train_cfg.max_iters
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))],
+                                  lr=cfg.optim_wrapper.optimizer.lr)
+    schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
+                  for s in cfg.param_scheduler]
+    lrs = []
+    for _ in range(max_iters):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        for s in schedulers:
+            s.step()
+    assert lrs[0] == pytest.approx(3e-5) and lrs[50] == pytest.approx(3e-4)
+    assert all(a >= b for a, b in zip(lrs[50:], lrs[51:]))  # decays after the warm-up
+    assert lrs[-1] == pytest.approx(3e-6, rel=0.05)
