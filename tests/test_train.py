@@ -283,8 +283,8 @@ def test_campaign_anneal_config_decays_the_learning_rate():
     decay to 1 % of it at the last iteration, and a shorter EMA horizon."""
     from mmengine.config import Config
     from mmengine.registry import PARAM_SCHEDULERS
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'segrefiner',
-                                   'segrefiner_small_campaign_anneal.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_anneal.py'))
     base = Config.fromfile(CAMPAIGN_CFG)
     assert cfg.train_dataloader.dataset == base.train_dataloader.dataset
     assert cfg.model == base.model
@@ -292,8 +292,9 @@ def test_campaign_anneal_config_decays_the_learning_rate():
     max_iters = cfg.train_cfg.max_iters
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))],
                                   lr=cfg.optim_wrapper.optimizer.lr)
-    schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
-                  for s in cfg.param_scheduler]
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer)) for s in cfg.param_scheduler
+    ]
     lrs = []
     for _ in range(max_iters):
         lrs.append(optimizer.param_groups[0]['lr'])
