@@ -1,5 +1,5 @@
 # Campaign stage 3c (issue 14): the stage-3b recipe (segrefiner_small_campaign.py, same data
-# and coarse masks) with the learning rate annealed to zero, from a stage-3b checkpoint.
+# and coarse masks) with the learning rate annealed to 1 % of it, from a stage-3b checkpoint.
 # Stage 3b trains at a constant 3e-4 (runs are cut at arbitrary times; the EMA stands in for
 # a decaying schedule); this short stage ends the run with a cosine decay, which usually buys
 # the last part of the quality a constant rate leaves on the table.
