@@ -114,6 +114,7 @@ def test_speed_command_writes_reports(tmp_path):
     assert report['training'][0]['samples_per_s'] > 0 and report['peak_rss_mb'] > 0
     text = (out / 'speed.md').read_text()
     assert text.startswith('CPU: ') and 'GFLOP/s' in text and 'samples/s' in text
+    assert 'malloc: ' in text.splitlines()[0]  # what the allocator did is part of the figures
 
 
 def test_peaks_and_shares():

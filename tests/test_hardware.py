@@ -167,3 +167,55 @@ def test_cli_applies_it_before_torch():
             'try:\n    main(["--help"])\nexcept SystemExit:\n    pass\n'
             'print("torch" in sys.modules)\n' + SHOW_OPENMP)
     assert _fresh_python(code)[-3:] == ['False', '-', '1000']
+
+
+class FakeLibc:
+    """Records mallopt calls; answers ``ok`` (1 = accepted, as glibc)."""
+
+    def __init__(self, ok=1):
+        self.calls, self.ok = [], ok
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.ok
+
+
+def test_keep_freed_memory_raises_both_glibc_thresholds():
+    libc = FakeLibc()
+    assert hardware.keep_freed_memory(environ={}, libc=libc)
+    # both thresholds, together: a trim threshold alone pins glibc's mmap threshold low
+    assert sorted(libc.calls) == sorted(hardware.MALLOC_OPTIONS.items())
+    assert {p for p, _ in libc.calls} == {-3, -1}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert all(v >= 64 << 20 for _, v in libc.calls)
+    # glibc refusing a value: not in effect
+    assert not hardware.keep_freed_memory(environ={}, libc=FakeLibc(ok=0))
+
+
+@pytest.mark.parametrize('environ', [
+    dict(MALLOC_TRIM_THRESHOLD_='0'),
+    dict(MALLOC_MMAP_THRESHOLD_='131072'),
+    dict(GLIBC_TUNABLES='glibc.malloc.trim_threshold=0'),
+    dict(LD_PRELOAD='/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'),
+])
+def test_keep_freed_memory_leaves_the_users_allocator_choice(environ):
+    libc = FakeLibc()
+    assert not hardware.keep_freed_memory(environ=environ, libc=libc)
+    assert libc.calls == []
+    assert hardware.malloc_user_choice(environ).startswith(next(iter(environ)))
+    assert hardware.malloc_user_choice(dict(GLIBC_TUNABLES='glibc.cpu.x=1')) is None
+
+
+def test_entry_points_prepare_the_process_and_the_log_says_so():
+    if hardware._glibc() is None:
+        pytest.skip('not glibc: there is no mallopt to call')
+    log = ('import logging, sys; from mmseg_refiner.utils import hardware as h\n'
+           'logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")\n'
+           'print("kept:", h._malloc_kept); h.setup_threads(1, logging.getLogger("t"))\n')
+    # a fresh interpreter, as the CLI starts: OpenMP waiting before torch, malloc kept
+    cli = ('from mmseg_refiner.cli import main\n'
+           'try:\n    main(["--help"])\nexcept SystemExit:\n    pass\n')
+    out = ' '.join(_fresh_python(cli + log, dict(LD_PRELOAD='')))
+    assert 'kept: True' in out and 'malloc: freed memory kept' in out
+    # a plain library import changes nothing
+    out = ' '.join(_fresh_python(log, dict(LD_PRELOAD='')))
+    assert 'kept: False' in out and 'malloc: glibc default' in out

@@ -11,9 +11,9 @@ import time
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(HERE))  # run from a checkout without installing
 
-from mmseg_refiner.utils.hardware import calm_openmp  # isort: skip
+from mmseg_refiner.utils.hardware import prepare_process  # isort: skip
 
-calm_openmp()  # before torch loads: idle OpenMP threads sleep (side-by-side jobs)
+prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
 from mmseg_refiner.apis import DEFAULT_CHECKPOINT, refine_mask
 from mmseg_refiner.cli.common import add_refiner_args, build_refiner, refine_options
 from mmseg_refiner.utils.io import (imread_checked, imwrite_atomic, maskread_checked,

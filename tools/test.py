@@ -24,9 +24,9 @@ import os
 import os.path as osp
 
 # isort: off
-from mmseg_refiner.utils.hardware import calm_openmp
+from mmseg_refiner.utils.hardware import prepare_process
 
-calm_openmp()  # before torch loads: idle OpenMP threads sleep (side-by-side jobs)
+prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.hub import get_config
 from mmengine.registry import RUNNERS

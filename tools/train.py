@@ -19,9 +19,9 @@ import pickle
 import sys
 
 # isort: off
-from mmseg_refiner.utils.hardware import calm_openmp
+from mmseg_refiner.utils.hardware import prepare_process
 
-calm_openmp()  # before torch loads: idle OpenMP threads sleep (runs next to tests/CLI jobs)
+prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS

@@ -85,12 +85,13 @@ def speed_markdown(unet_rows: List[dict], e2e_rows: List[dict],
 
 
 def machine_line(device, threads: int) -> str:
-    """``CPU: <model>, N threads, torch X`` (plus the GPU name on CUDA)."""
+    """``CPU: <model>, N threads, native bf16, malloc, torch X`` (plus the GPU on CUDA)."""
     import torch
 
-    from mmseg_refiner.utils.hardware import cpu_model, native_bf16
+    from mmseg_refiner.utils.hardware import cpu_model, malloc_state, native_bf16
     line = (f'CPU: {cpu_model()}, {threads} threads, native bf16: '
-            f'{"yes" if native_bf16("cpu") else "no"}, torch {torch.__version__}')
+            f'{"yes" if native_bf16("cpu") else "no"}, malloc: {malloc_state()}, '
+            f'torch {torch.__version__}')
     if str(device).startswith('cuda'):
         line += f'; GPU: {torch.cuda.get_device_name(torch.device(device))}'
     return line

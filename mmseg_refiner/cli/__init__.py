@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from mmseg_refiner.utils.hardware import DeviceError, calm_openmp
-    calm_openmp()  # before torch loads: side-by-side jobs must not spin on each other's cores
+    from mmseg_refiner.utils.hardware import DeviceError, prepare_process
+    prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
     from mmseg_refiner.utils.io import InputError
     from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 

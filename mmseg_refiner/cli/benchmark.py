@@ -216,9 +216,9 @@ def add_parser(subparsers) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/benchmark.py``: parse ``argv``, run, exit status 1 on bad input."""
-    from mmseg_refiner.utils.hardware import DeviceError, calm_openmp
+    from mmseg_refiner.utils.hardware import DeviceError, prepare_process
     from mmseg_refiner.utils.io import InputError
-    calm_openmp()  # before torch loads (two benchmarks side by side must not spin)
+    prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
     parser = argparse.ArgumentParser(prog='benchmark', description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
