@@ -326,3 +326,12 @@ def test_no_image_source_is_a_clear_error(refiner_ckpt):
     hook.before_test(_fake_runner(model))
     with pytest.raises(ValueError, match='cannot get the original image'):
         model.test_step(dict(inputs=[torch.zeros(3, 64, 80)]))
+
+
+def test_hook_on_cpu_keeps_freed_memory_in_the_host_process(refiner_ckpt, monkeypatch):
+    from mmseg_refiner.utils import hardware
+    calls = []
+    monkeypatch.setattr(hardware, 'keep_freed_memory', lambda: calls.append('kept') or True)
+    model = _FixedPredictor([])
+    SegRefinerHook(TINY_CONFIG, refiner_ckpt, device='cpu').before_test(_fake_runner(model))
+    assert calls == ['kept']

@@ -40,6 +40,9 @@ class SegRefinerHook(Hook):
         Instance boxes, scores and labels are kept (all-zero boxes, as SOLO gives, are
         replaced by the refined masks' boxes); ``seg_logits`` of mmseg are not changed. The
         image is read from ``metainfo['img_path']``, else taken from the raw batch inputs.
+        Refining on CPU, the hook keeps freed tensor memory in the host process for reuse
+        (:func:`~mmseg_refiner.utils.hardware.keep_freed_memory`, glibc ``mallopt``; not when
+        ``MALLOC_*_`` variables or another allocator are set).
 
     Args:
         refiner_config (str | dict, optional): Refiner config file (a path relative to the
@@ -141,8 +144,10 @@ class SegRefinerHook(Hook):
     def _build_refiner(self, model) -> None:
         if self.refiner is not None:
             return
-        from mmseg_refiner.utils.hardware import resolve_device
+        from mmseg_refiner.utils.hardware import keep_freed_memory, resolve_device
         device = _model_device(model) if self.device is None else resolve_device(self.device)
+        if device == 'cpu':
+            keep_freed_memory()  # as our entry points do; the environment's choice stands
         cfg_options = dict(self.cfg_options)
         if self.area_thr is not None:
             cfg_options['model.test_cfg.area_thr'] = self.area_thr
