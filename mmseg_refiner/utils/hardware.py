@@ -1,4 +1,4 @@
-"""What the machine at hand offers: devices, native bfloat16, threads.
+"""What the machine at hand offers: devices, native bfloat16, threads; process set-up.
 
 Every entry point (the CLI, ``tools/test.py``, the hook, the benchmark) resolves its
 ``--device`` and ``--threads`` here, so the choices and their error messages are the same
@@ -170,6 +170,7 @@ def calm_openmp(environ=None) -> bool:
     return all(environ.get(k) == v for k, v in OPENMP_ENV.items())
 
 
+@functools.lru_cache(maxsize=None)
 def _glibc():
     """The running C library if it is glibc (it has ``mallopt``), else None."""
     import ctypes
