@@ -8,6 +8,8 @@
   (:mod:`.variants`) and step count, scored, cached, resumable.
 * :mod:`.side_by_side`: two refine jobs (new processes) side by side against one after the
   other, per OpenMP waiting setting.
+* :mod:`.data`: the training data pipeline of a config, per part and transform, set against
+  the training step (do data-loader workers starve the U-Net, or take its cores?).
 * :mod:`.report`: Markdown tables, JSON and plots. Arguments: :mod:`mmseg_refiner.cli.benchmark`.
 
 Every name of the former single module ``mmseg_refiner/benchmark.py`` is importable from here.

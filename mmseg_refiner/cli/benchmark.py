@@ -1,4 +1,6 @@
-"""``mmseg-refiner benchmark speed|quality`` (also ``tools/benchmark.py``): arguments and runs.
+"""``mmseg-refiner benchmark PART`` (also ``tools/benchmark.py``): arguments and runs.
+
+Parts: ``speed``, ``quality``, ``side-by-side`` and ``data``.
 
 The measuring code is :mod:`mmseg_refiner.benchmark` (``speed``, ``quality``, ``report``);
 this module only parses arguments, builds the refiner and writes the reports.
@@ -15,8 +17,8 @@ TRAIN_VARIANT_NAMES = ('fp32', 'bf16', 'bf16_cl')
 COARSE_KIND_NAMES = ('lowres', 'polygon', 'perturb')
 DEFAULT_VARIANT = 'guarded'
 DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory), quality '
-               '(coarse vs refined on a folder of image/mask pairs) and side-by-side jobs '
-               '(OpenMP waiting settings) of a refiner.')
+               '(coarse vs refined on a folder of image/mask pairs), side-by-side jobs '
+               '(OpenMP waiting settings) of a refiner, and the training data pipeline.')
 
 
 def _common_args(parser) -> None:
@@ -90,19 +92,38 @@ def _side_by_side_args(parser) -> None:
     parser.add_argument('--e2e-size', type=int, nargs=2, default=[480, 854], metavar=('H', 'W'))
 
 
+def _data_args(parser) -> None:
+    parser.add_argument(
+        '--samples', type=int, default=48,
+        help='samples per pass, drawn from the parts by their shares '
+        '(default: 48)')
+    parser.add_argument(
+        '--passes', type=int, default=2,
+        help='passes over the same samples: 1 decodes, 2 also reads the '
+        'decoded-image cache (default: 2)')
+    parser.add_argument('--iters', type=int, default=3,
+                        help='timed training steps, median (default: 3)')
+    parser.add_argument('--no-step', action='store_true',
+                        help='skip timing the training step the data is set against')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``speed``, ``quality`` and ``side-by-side`` sub-commands of the benchmark."""
+    """The ``speed``, ``quality``, ``side-by-side`` and ``data`` parts of the benchmark."""
     sub = parser.add_subparsers(dest='part', metavar='PART', required=True)
     speed = sub.add_parser('speed', help='peaks, U-Net, end to end, training, memory')
     quality = sub.add_parser('quality', help='before/after IoU, mBA, BIoU on a folder of pairs')
     pair = sub.add_parser(
         'side-by-side', help='two refine jobs together vs one after the other, per OpenMP '
         'setting (new processes with the default threads)')
-    for p in (speed, quality, pair):
+    data = sub.add_parser(
+        'data', help='training data pipeline of a config (--config): ms per sample per '
+        'transform, against the training step')
+    for p in (speed, quality, pair, data):
         _common_args(p)
     _speed_args(speed)
     _quality_args(quality)
     _side_by_side_args(pair)
+    _data_args(data)
 
 
 def _build_refiner(args):
@@ -200,9 +221,53 @@ def run_side_by_side(args) -> int:
     return 0
 
 
+def run_data(args) -> int:
+    """Time the training data pipeline of ``--config``; write data.json / data.md."""
+    if not args.config:
+        raise ValueError('benchmark data needs --config: a training config, e.g. '
+                         'configs/segrefiner/segrefiner_small_campaign.py')
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'benchmark data: config not found: {args.config}')
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_refiner.benchmark import data, report, training
+    from mmseg_refiner.registry import DATASETS, MODELS
+    from mmseg_refiner.utils.hardware import setup_threads
+    setup_threads(args.threads)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if 'train_dataloader' not in cfg:
+        raise ValueError(f'benchmark data: {args.config} has no train_dataloader (give a '
+                         f'training config)')
+    init_default_scope('mmseg_refiner')
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    rows = data.data_speed(dataset, args.samples, args.passes)
+    step = None
+    if not args.no_step:
+        size = int(np.shape(data.leaf_datasets(dataset)[0][0]['inputs'])[-1])
+        wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
+        variant = 'bf16_cl' if wrapper == 'AutocastOptimWrapper' else 'fp32'
+        torch.manual_seed(args.seed)
+        step = training.train_speed(MODELS.build(cfg.model), cfg.train_dataloader.batch_size, size,
+                                    (variant, ), args.iters, seed=args.seed)[0]
+    data.add_step_shares(rows, step['ms'] / step['batch'] if step else None)
+    header = report.machine_line('cpu', torch.get_num_threads())
+    text = data.data_markdown(rows, header, step)
+    report.write_json(dict(machine=header, config=args.config, rows=rows, training_step=step),
+                      osp.join(args.out, 'data.json'))
+    report.write_text(text, osp.join(args.out, 'data.md'))
+    print(text)
+    return 0
+
+
 def run(args) -> int:
     """Entry point of both ``tools/benchmark.py`` and ``mmseg-refiner benchmark``."""
-    return {'speed': run_speed, 'side-by-side': run_side_by_side}.get(args.part, run_quality)(args)
+    parts = {'speed': run_speed, 'side-by-side': run_side_by_side, 'data': run_data}
+    return parts.get(args.part, run_quality)(args)
 
 
 def add_parser(subparsers) -> None:
