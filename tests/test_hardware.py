@@ -172,11 +172,13 @@ def test_cli_applies_it_before_torch():
 class FakeLibc:
     """Records mallopt calls; answers ``ok`` (1 = accepted, as glibc)."""
 
-    def __init__(self, ok=1):
-        self.calls, self.ok = [], ok
+    def __init__(self, ok=1, max_mmap=None):
+        self.calls, self.ok, self.max_mmap = [], ok, max_mmap
 
     def mallopt(self, param, value):
         self.calls.append((param, value))
+        if param == hardware.M_MMAP_THRESHOLD and self.max_mmap and value > self.max_mmap:
+            return 0
         return self.ok
 
 
@@ -187,8 +189,14 @@ def test_keep_freed_memory_raises_both_glibc_thresholds():
     assert sorted(libc.calls) == sorted(hardware.MALLOC_OPTIONS.items())
     assert {p for p, _ in libc.calls} == {-3, -1}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
     assert all(v >= 64 << 20 for _, v in libc.calls)
-    # glibc refusing a value: not in effect
-    assert not hardware.keep_freed_memory(environ={}, libc=FakeLibc(ok=0))
+    # glibc refusing a value: not in effect, and no trim threshold alone
+    refusing = FakeLibc(ok=0)
+    assert not hardware.keep_freed_memory(environ={}, libc=refusing)
+    assert all(p == hardware.M_MMAP_THRESHOLD for p, _ in refusing.calls)
+    # older glibc: mmap threshold at most 32 MiB, then the trim threshold
+    old = FakeLibc(max_mmap=32 << 20)
+    assert hardware.keep_freed_memory(environ={}, libc=old)
+    assert old.calls == [(-3, 256 << 20), (-3, 32 << 20), (-1, 256 << 20)]
 
 
 @pytest.mark.parametrize('environ', [

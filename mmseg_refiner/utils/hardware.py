@@ -36,7 +36,10 @@ OPENMP_SETTINGS = ('default', 'GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=PASSIVE')
 # 2-core AMD EPYC) 0.42-0.44 -> 0.38-0.39 s per bf16 forward, 0.82-0.83 -> 0.69-0.72 s fp32,
 # peak RSS unchanged. Both must be set together: a trim threshold alone pins the mmap
 # threshold at 128 KiB (slower than glibc's default). mallopt(3) parameter numbers:
-MALLOC_OPTIONS = {-3: 256 << 20, -1: 256 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -3, -1
+MALLOC_OPTIONS = {M_MMAP_THRESHOLD: 256 << 20, M_TRIM_THRESHOLD: 256 << 20}
+# Older glibc refuses an mmap threshold above 32 MiB (its adaptive maximum on 64-bit).
+MALLOC_MMAP_FALLBACK = 32 << 20
 # The user chose the allocator or its settings: leave it.
 MALLOC_USER_KEYS = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_',
                     'MALLOC_MMAP_MAX_')
@@ -223,7 +226,11 @@ def keep_freed_memory(environ=None, libc=None) -> bool:
     libc = _glibc() if real else libc
     if libc is None:
         return False
-    applied = all(libc.mallopt(param, value) == 1 for param, value in MALLOC_OPTIONS.items())
+    # the mmap threshold first: a trim threshold alone would pin it at 128 KiB
+    applied = any(
+        libc.mallopt(M_MMAP_THRESHOLD, value) == 1
+        for value in (MALLOC_OPTIONS[M_MMAP_THRESHOLD], MALLOC_MMAP_FALLBACK))
+    applied = applied and libc.mallopt(M_TRIM_THRESHOLD, MALLOC_OPTIONS[M_TRIM_THRESHOLD]) == 1
     if real:
         _malloc_kept = _malloc_kept or applied
     return applied
