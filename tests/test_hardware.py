@@ -227,3 +227,30 @@ def test_entry_points_prepare_the_process_and_the_log_says_so():
     # a plain library import changes nothing
     out = ' '.join(_fresh_python(log, dict(LD_PRELOAD='')))
     assert 'kept: False' in out and 'malloc: glibc default' in out
+
+
+def test_pin_device_hides_or_selects_gpus_before_mmengine_picks_one(monkeypatch):
+    import sys
+    monkeypatch.delitem(sys.modules, 'mmengine.device', raising=False)
+    env = {}
+    assert hardware.pin_device('cpu', env) == 'cpu' and env == {'CUDA_VISIBLE_DEVICES': ''}
+    env = {}
+    assert hardware.pin_device('cuda:1', env) == 'cuda' and env == {'CUDA_VISIBLE_DEVICES': '1'}
+    env = {'CUDA_VISIBLE_DEVICES': '4,6'}  # counted within what is visible already
+    assert hardware.pin_device(' CUDA:1 ', env) == 'cuda' and env['CUDA_VISIBLE_DEVICES'] == '6'
+    for device in ('auto', None, 'cuda'):
+        env = {}
+        assert hardware.pin_device(device, env) == (device or 'auto') and env == {}
+    with pytest.raises(DeviceError, match="CUDA_VISIBLE_DEVICES='4,6' shows 2 GPU"):
+        hardware.pin_device('cuda:2', {'CUDA_VISIBLE_DEVICES': '4,6'})
+    with pytest.raises(DeviceError, match="unknown device 'gpu'"):
+        hardware.pin_device('gpu', {})
+
+
+def test_pin_device_after_mmengine_chose_is_an_error(monkeypatch):
+    import sys
+    import types
+    monkeypatch.setitem(sys.modules, 'mmengine.device', types.ModuleType('mmengine.device'))
+    with pytest.raises(RuntimeError, match='before mmengine is imported'):
+        hardware.pin_device('cpu', {})
+    assert hardware.pin_device('auto', {}) == 'auto'  # nothing to pin: fine at any time

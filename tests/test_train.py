@@ -59,12 +59,26 @@ def test_train_two_iterations_checkpoint_loads(data_root, tmp_path):
 
 def test_train_amp_bf16_on_cpu(data_root, tmp_path):
     work = str(tmp_path / 'amp')
-    log = _train(data_root, work, '--amp', '--cfg-options', 'train_cfg.max_iters=1',
-                 'train_cfg.val_interval=10')
+    log = _train(data_root, work, '--amp', '--device', 'cpu', '--threads', '1', '--cfg-options',
+                 'train_cfg.max_iters=1', 'train_cfg.val_interval=10')
+    assert 'threads: 1 (torch and OpenCV' in log
     if not torch.cuda.is_available():
         assert 'AutocastOptimWrapper' in open(
             [osp.join(work, f) for f in os.listdir(work) if f.endswith('.py')][0]).read()
     assert osp.isfile(osp.join(work, 'iter_1.pth')), log[-2000:]
+
+
+def test_train_device_that_does_not_exist_exits_2(data_root, tmp_path):
+    for device, message in (('cuda:0', 'is not available; available here: cpu'),
+                            ('tpu', "unknown device 'tpu'")):
+        if device.startswith('cuda') and torch.cuda.is_available():
+            continue
+        proc = subprocess.run(
+            [sys.executable, TRAIN, TINY_CFG, '--work-dir',
+             str(tmp_path), '--device', device], env=_env(data_root), capture_output=True,
+            text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert 'tools/train.py: error: ' in proc.stderr and message in proc.stderr
 
 
 def _free_port():

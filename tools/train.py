@@ -22,16 +22,11 @@ import sys
 from mmseg_refiner.utils.hardware import prepare_process
 
 prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
-from mmseg_refiner.utils.launch import setup_cpu_distributed
-from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+from mmengine.config import Config, DictAction  # loads neither torch nor mmengine's device
 
 # isort: on
+# torch, mmengine's Runner and what needs them load in main(), after --device is pinned:
+# mmengine picks its device once, when mmengine.device is imported.
 
 
 def parse_args(argv=None):
@@ -53,6 +48,14 @@ def parse_args(argv=None):
         '--trust-checkpoint', action='store_true',
         help='unpickle load_from / resume checkpoints fully (can run code from the file: only '
         'for files you trust); default: weights only plus the types mmengine checkpoints hold')
+    parser.add_argument(
+        '--device', default='auto',
+        help='auto (cuda when available, else cpu), cpu (hides the GPUs from this run), cuda '
+        'or cuda:<index> (only that GPU is visible) (default: auto)')
+    parser.add_argument(
+        '--threads', type=int, default=None, metavar='N',
+        help='torch threads of this process (default: OMP_NUM_THREADS, else torch\'s: the '
+        'cores); data-loader workers use one each, OpenCV follows env_cfg.mp_cfg')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (older: --local_rank).
@@ -65,6 +68,7 @@ def parse_args(argv=None):
 
 def setup_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to mixed precision for the available device."""
+    import torch
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
         return
@@ -94,13 +98,39 @@ def build_cfg(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    from mmseg_refiner.utils.launch import setup_cpu_distributed
     setup_cpu_distributed(cfg, args.launcher, 'training')
     return cfg
 
 
+def setup_device_and_threads(args) -> None:
+    """Pin ``--device`` before torch/mmengine choose one; set ``--threads``. Exit 2 on a
+    device that does not exist."""
+    from mmseg_refiner.utils.hardware import DeviceError, pin_device, resolve_device, setup_threads
+    try:
+        pinned = pin_device(args.device)
+        resolve_device(pinned)
+    except DeviceError as exc:
+        shown = f'--device {args.device}: ' if args.device.strip().lower() != 'cuda' else ''
+        print(f'tools/train.py: error: {shown}{exc}', file=sys.stderr)
+        sys.exit(2)
+    if args.threads is not None:
+        try:
+            setup_threads(args.threads)
+        except ValueError as exc:
+            print(f'tools/train.py: error: {exc}', file=sys.stderr)
+            sys.exit(2)
+
+
 def main(argv=None):
-    filter_stack_warnings()
     args = parse_args(argv)
+    setup_device_and_threads(args)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
+    from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+    filter_stack_warnings()
     cfg = build_cfg(args)
     if args.trust_checkpoint:  # mmengine calls torch.load without weights_only: torch's switch
         os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'

@@ -88,6 +88,53 @@ def resolve_device(device: Optional[str] = 'auto') -> str:
     return name
 
 
+def pin_device(device: Optional[str], environ=None) -> str:
+    """Make a framework that takes "CUDA when available" (mmengine's Runner) use ``device``.
+
+    ``'cpu'`` hides every GPU from this process (``CUDA_VISIBLE_DEVICES=''``), ``'cuda:<i>'``
+    shows only GPU ``i`` (counted within an existing ``CUDA_VISIBLE_DEVICES``); ``'auto'``,
+    ``None`` and ``'cuda'`` change nothing. Call it before torch initialises CUDA and before
+    ``mmengine.device`` is imported (it picks the device once, at import); then check the
+    returned name with :func:`resolve_device`.
+
+    Args:
+        device (str, optional): 'auto', 'cpu', 'cuda' or 'cuda:<index>'.
+        environ (dict, optional): The environment to update. Defaults to ``os.environ``.
+
+    Returns:
+        str: The device as the process will see it: 'auto', 'cpu' or 'cuda'.
+
+    Raises:
+        DeviceError: ``device`` is malformed, or names a GPU that ``CUDA_VISIBLE_DEVICES``
+            does not show.
+        RuntimeError: Too late: ``mmengine.device`` is already imported.
+    """
+    import sys
+    environ = os.environ if environ is None else environ
+    name = 'auto' if device is None else str(device).strip().lower()
+    if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', name):
+        raise DeviceError(f'unknown device {device!r}: use auto, cpu, cuda or cuda:<index>')
+    if name in ('auto', 'cuda'):
+        return name
+    if 'mmengine.device' in sys.modules:
+        raise RuntimeError(f'device {device!r} must be chosen before mmengine is imported '
+                           '(it picks its device once, at import)')
+    if name == 'cpu':
+        environ['CUDA_VISIBLE_DEVICES'] = ''
+        return 'cpu'
+    index = int(name.split(':')[1])
+    visible = environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is None:
+        environ['CUDA_VISIBLE_DEVICES'] = str(index)
+        return 'cuda'
+    ids = [v.strip() for v in visible.split(',') if v.strip()]
+    if index >= len(ids):
+        raise DeviceError(f'device {device!r} is not available: CUDA_VISIBLE_DEVICES='
+                          f'{visible!r} shows {len(ids)} GPU(s)')
+    environ['CUDA_VISIBLE_DEVICES'] = ids[index]
+    return 'cuda'
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_flags() -> frozenset:
     """The CPU feature flags of ``/proc/cpuinfo`` (empty where it does not exist)."""
