@@ -110,7 +110,7 @@ def setup_device_and_threads(args) -> None:
     try:
         pinned = pin_device(args.device)
         resolve_device(pinned)
-    except DeviceError as exc:
+    except (DeviceError, RuntimeError) as exc:  # RuntimeError: mmengine already chose
         shown = f'--device {args.device}: ' if args.device.strip().lower() != 'cuda' else ''
         print(f'tools/train.py: error: {shown}{exc}', file=sys.stderr)
         sys.exit(2)
