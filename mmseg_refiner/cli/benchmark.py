@@ -104,7 +104,8 @@ def _data_args(parser) -> None:
     parser.add_argument('--iters', type=int, default=3,
                         help='timed training steps, median (default: 3)')
     parser.add_argument('--no-step', action='store_true',
-                        help='skip timing the training step the data is set against')
+                        help='skip timing the training step the data is set against (on '
+                        '--device, with randomly initialised weights: --checkpoint is not read)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -252,10 +253,11 @@ def run_data(args) -> int:
         wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         variant = 'bf16_cl' if wrapper == 'AutocastOptimWrapper' else 'fp32'
         torch.manual_seed(args.seed)
-        step = training.train_speed(MODELS.build(cfg.model), cfg.train_dataloader.batch_size, size,
-                                    (variant, ), args.iters, seed=args.seed)[0]
+        model = MODELS.build(cfg.model).to(args.device)  # random weights: speed only
+        step = training.train_speed(model, cfg.train_dataloader.batch_size, size, (variant, ),
+                                    args.iters, seed=args.seed)[0]
     data.add_step_shares(rows, step['ms'] / step['batch'] if step else None)
-    header = report.machine_line('cpu', torch.get_num_threads())
+    header = report.machine_line(args.device, torch.get_num_threads())
     text = data.data_markdown(rows, header, step)
     report.write_json(dict(machine=header, config=args.config, rows=rows, training_step=step),
                       osp.join(args.out, 'data.json'))
