@@ -103,9 +103,10 @@ def _data_args(parser) -> None:
         'decoded-image cache (default: 2)')
     parser.add_argument('--iters', type=int, default=3,
                         help='timed training steps, median (default: 3)')
-    parser.add_argument('--no-step', action='store_true',
-                        help='skip timing the training step the data is set against (on '
-                        '--device, with randomly initialised weights: --checkpoint is not read)')
+    parser.add_argument(
+        '--no-step', action='store_true',
+        help='skip timing the training step the data is set against (on '
+        '--device, with randomly initialised weights: --checkpoint is not read)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
