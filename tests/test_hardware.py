@@ -213,20 +213,23 @@ def test_keep_freed_memory_leaves_the_users_allocator_choice(environ):
     assert hardware.malloc_user_choice(dict(GLIBC_TUNABLES='glibc.cpu.x=1')) is None
 
 
-def test_entry_points_prepare_the_process_and_the_log_says_so():
+def test_entry_points_keep_freed_memory_only_when_asked_and_the_log_says_so():
     if hardware._glibc() is None:
         pytest.skip('not glibc: there is no mallopt to call')
     log = ('import logging, sys; from mmseg_refiner.utils import hardware as h\n'
            'logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")\n'
            'print("kept:", h._malloc_kept); h.setup_threads(1, logging.getLogger("t"))\n')
-    # a fresh interpreter, as the CLI starts: OpenMP waiting before torch, malloc kept
+    # a fresh interpreter, as the CLI starts
     cli = ('from mmseg_refiner.cli import main\n'
            'try:\n    main(["--help"])\nexcept SystemExit:\n    pass\n')
-    out = ' '.join(_fresh_python(cli + log, dict(LD_PRELOAD='')))
+    asked = {hardware.KEEP_FREED_MEMORY_ENV: '1', 'LD_PRELOAD': ''}
+    out = ' '.join(_fresh_python(cli + log, asked))
     assert 'kept: True' in out and 'malloc: freed memory kept' in out
-    # a plain library import changes nothing
-    out = ' '.join(_fresh_python(log, dict(LD_PRELOAD='')))
+    # not asked (the default: more memory held when image sizes vary): nothing changes
+    out = ' '.join(_fresh_python(cli + log,
+                                 {hardware.KEEP_FREED_MEMORY_ENV: '', 'LD_PRELOAD': ''}))
     assert 'kept: False' in out and 'malloc: glibc default' in out
+    assert not hardware.keep_freed_memory_if_asked({})
 
 
 def test_pin_device_hides_or_selects_gpus_before_mmengine_picks_one(monkeypatch):

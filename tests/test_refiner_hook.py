@@ -328,10 +328,12 @@ def test_no_image_source_is_a_clear_error(refiner_ckpt):
         model.test_step(dict(inputs=[torch.zeros(3, 64, 80)]))
 
 
-def test_hook_on_cpu_keeps_freed_memory_in_the_host_process(refiner_ckpt, monkeypatch):
+def test_hook_on_cpu_keeps_freed_memory_when_asked(refiner_ckpt, monkeypatch):
     from mmseg_refiner.utils import hardware
     calls = []
-    monkeypatch.setattr(hardware, 'keep_freed_memory', lambda: calls.append('kept') or True)
+    monkeypatch.setattr(hardware, 'keep_freed_memory', lambda environ: calls.append(1) or True)
     model = _FixedPredictor([])
-    SegRefinerHook(TINY_CONFIG, refiner_ckpt, device='cpu').before_test(_fake_runner(model))
-    assert calls == ['kept']
+    for asked in ('', '1'):
+        monkeypatch.setenv(hardware.KEEP_FREED_MEMORY_ENV, asked)
+        SegRefinerHook(TINY_CONFIG, refiner_ckpt, device='cpu').before_test(_fake_runner(model))
+        assert calls == ([1] if asked else [])

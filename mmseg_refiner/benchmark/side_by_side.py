@@ -131,8 +131,8 @@ def job_main(argv: Optional[Sequence[str]] = None) -> int:
 
     from mmseg_refiner.apis import init_refiner, refine_mask
     from mmseg_refiner.benchmark.speed import synthetic_sample
-    from mmseg_refiner.utils.hardware import keep_freed_memory, setup_threads
-    keep_freed_memory()  # as the CLI does (the OpenMP setting is the environment's, as given)
+    from mmseg_refiner.utils.hardware import keep_freed_memory_if_asked, setup_threads
+    keep_freed_memory_if_asked()  # as the CLI (the OpenMP setting is the environment's as given)
     threads = setup_threads(args.threads, logger=logging.getLogger('side_by_side'))
     refiner = init_refiner(args.config, args.checkpoint, device=args.device)
     image, coarse = synthetic_sample(*args.size)

@@ -33,9 +33,12 @@ OPENMP_SETTINGS = ('default', 'GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=PASSIVE')
 # fresh mmap and returns freed memory above its trim threshold to the kernel, so every U-Net
 # call pays page faults to zero its activations again. Raising both keeps freed activations
 # in the heap for the next call: measured on the shipped U-Net at 384x384 (docs/fast_path.md,
-# 2-core AMD EPYC) 0.42-0.44 -> 0.38-0.39 s per bf16 forward, 0.82-0.83 -> 0.69-0.72 s fp32,
-# peak RSS unchanged. Both must be set together: a trim threshold alone pins the mmap
-# threshold at 128 KiB (slower than glibc's default). mallopt(3) parameter numbers:
+# 2-core AMD EPYC) 0.42-0.44 -> 0.38-0.39 s per bf16 forward, 0.82-0.83 -> 0.69-0.72 s fp32.
+# The price is memory when shapes vary: 40 refinements of random 300-1200 px images peaked at
+# 3.1 instead of 2.0 GB RSS (2.7 instead of 1.1 GB held) for no speed gain. So it is opt-in:
+# KEEP_FREED_MEMORY_ENV=1, or keep_freed_memory() in your own process. Both thresholds must be
+# set together: a trim threshold alone pins the mmap threshold at 128 KiB (slower than glibc's
+# default). mallopt(3) parameter numbers:
 M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -3, -1
 MALLOC_OPTIONS = {M_MMAP_THRESHOLD: 256 << 20, M_TRIM_THRESHOLD: 256 << 20}
 # Older glibc refuses an mmap threshold above 32 MiB (its adaptive maximum on 64-bit).
@@ -44,6 +47,8 @@ MALLOC_MMAP_FALLBACK = 32 << 20
 MALLOC_USER_KEYS = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_',
                     'MALLOC_MMAP_MAX_')
 OTHER_ALLOCATORS = ('jemalloc', 'tcmalloc', 'mimalloc')
+
+KEEP_FREED_MEMORY_ENV = 'MMSEG_REFINER_KEEP_FREED_MEMORY'
 
 _malloc_kept = False  # keep_freed_memory has applied MALLOC_OPTIONS in this process
 
@@ -251,10 +256,12 @@ def keep_freed_memory(environ=None, libc=None) -> bool:
     """Keep freed tensor memory in the process for reuse (glibc :data:`MALLOC_OPTIONS`).
 
     Works at any time (``mallopt`` acts on the running allocator), also inside a host
-    framework's process; the entry points call it through :func:`prepare_process`. It sets
-    nothing when the environment already chose (:func:`malloc_user_choice`: glibc's
-    ``MALLOC_*_`` variables or tunables, jemalloc/tcmalloc/mimalloc preloaded) or the C
-    library is not glibc.
+    framework's process. Speeds up repeated U-Net calls of the same shapes by 1.1-1.2x, but
+    holds more memory when shapes vary (see :data:`MALLOC_OPTIONS`): the entry points and the
+    hook call it only when ``MMSEG_REFINER_KEEP_FREED_MEMORY=1``
+    (:func:`keep_freed_memory_if_asked`). It sets nothing when the environment already chose
+    (:func:`malloc_user_choice`: glibc's ``MALLOC_*_`` variables or tunables,
+    jemalloc/tcmalloc/mimalloc preloaded) or the C library is not glibc.
 
     Args:
         environ (dict, optional): The environment to read. Defaults to ``os.environ``.
@@ -290,14 +297,20 @@ def malloc_state() -> str:
     return malloc_user_choice() or ('glibc default' if _glibc() else 'not glibc')
 
 
+def keep_freed_memory_if_asked(environ=None) -> bool:
+    """:func:`keep_freed_memory` when ``MMSEG_REFINER_KEEP_FREED_MEMORY=1`` is set."""
+    environ = os.environ if environ is None else environ
+    return environ.get(KEEP_FREED_MEMORY_ENV) == '1' and keep_freed_memory(environ)
+
+
 def prepare_process() -> None:
     """What every entry point does first, before torch loads.
 
-    :func:`calm_openmp` (idle OpenMP threads sleep soon: side-by-side jobs) and
-    :func:`keep_freed_memory` (no page faults for every activation).
+    :func:`calm_openmp` (idle OpenMP threads sleep soon: side-by-side jobs) and, when asked,
+    :func:`keep_freed_memory` (:func:`keep_freed_memory_if_asked`).
     """
     calm_openmp()
-    keep_freed_memory()
+    keep_freed_memory_if_asked()
 
 
 def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger] = None) -> int:

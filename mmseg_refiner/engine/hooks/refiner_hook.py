@@ -40,9 +40,10 @@ class SegRefinerHook(Hook):
         Instance boxes, scores and labels are kept (all-zero boxes, as SOLO gives, are
         replaced by the refined masks' boxes); ``seg_logits`` of mmseg are not changed. The
         image is read from ``metainfo['img_path']``, else taken from the raw batch inputs.
-        Refining on CPU, the hook keeps freed tensor memory in the host process for reuse
-        (:func:`~mmseg_refiner.utils.hardware.keep_freed_memory`, glibc ``mallopt``; not when
-        ``MALLOC_*_`` variables or another allocator are set).
+        Refining on CPU with ``MMSEG_REFINER_KEEP_FREED_MEMORY=1`` set, the hook keeps freed
+        tensor memory in the host process for reuse
+        (:func:`~mmseg_refiner.utils.hardware.keep_freed_memory`, glibc ``mallopt``: faster
+        repeated U-Net calls, more memory held when image sizes vary).
 
     Args:
         refiner_config (str | dict, optional): Refiner config file (a path relative to the
@@ -144,10 +145,10 @@ class SegRefinerHook(Hook):
     def _build_refiner(self, model) -> None:
         if self.refiner is not None:
             return
-        from mmseg_refiner.utils.hardware import keep_freed_memory, resolve_device
+        from mmseg_refiner.utils.hardware import keep_freed_memory_if_asked, resolve_device
         device = _model_device(model) if self.device is None else resolve_device(self.device)
         if device == 'cpu':
-            keep_freed_memory()  # as our entry points do; the environment's choice stands
+            keep_freed_memory_if_asked()  # MMSEG_REFINER_KEEP_FREED_MEMORY=1, as entry points
         cfg_options = dict(self.cfg_options)
         if self.area_thr is not None:
             cfg_options['model.test_cfg.area_thr'] = self.area_thr
