@@ -66,6 +66,14 @@ def available_devices() -> List[str]:
     return devices
 
 
+def _device_name(device: Optional[str], hint: str = '') -> str:
+    """``device`` normalised ('auto' for None), or DeviceError (``hint`` ends the message)."""
+    name = 'auto' if device is None else str(device).strip().lower()
+    if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', name):
+        raise DeviceError(f'unknown device {device!r}: use auto, cpu, cuda or cuda:<index>{hint}')
+    return name
+
+
 def resolve_device(device: Optional[str] = 'auto') -> str:
     """The torch device string to use for ``device``.
 
@@ -81,12 +89,9 @@ def resolve_device(device: Optional[str] = 'auto') -> str:
             available devices.
     """
     available = available_devices()
-    if device is None or str(device).strip().lower() == 'auto':
+    name = _device_name(device, f'; available here: {", ".join(available)}')
+    if name == 'auto':
         return 'cuda' if 'cuda' in available else 'cpu'
-    name = str(device).strip().lower()
-    if not re.fullmatch(r'cpu|cuda(:\d+)?', name):
-        raise DeviceError(f'unknown device {device!r}: use auto, cpu, cuda or cuda:<index>; '
-                          f'available here: {", ".join(available)}')
     if name not in available:
         raise DeviceError(f'device {device!r} is not available; available here: '
                           f'{", ".join(available)}')
@@ -116,9 +121,7 @@ def pin_device(device: Optional[str], environ=None) -> str:
     """
     import sys
     environ = os.environ if environ is None else environ
-    name = 'auto' if device is None else str(device).strip().lower()
-    if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', name):
-        raise DeviceError(f'unknown device {device!r}: use auto, cpu, cuda or cuda:<index>')
+    name = _device_name(device)  # no availability here: that would initialise CUDA
     if name in ('auto', 'cuda'):
         return name
     if 'mmengine.device' in sys.modules:
