@@ -1,5 +1,6 @@
 """The arguments every refining subcommand shares (device, threads, cfg-options, the refine
 options) and file pairing with --*-pattern."""
+import os
 import os.path as osp
 
 import mmcv
@@ -192,3 +193,42 @@ def test_refine_and_evaluate_with_big_naming(tmp_path, ckpt, capsys):
     assert main(['evaluate', '--gt', folder, '--gt-pattern', '{id}_mask.png', '--pred',
                  str(out)]) == 1
     assert "matches --gt-pattern '{id}_mask.png'" in capsys.readouterr().err
+
+
+_PIN_SCRIPT = '''
+import os, sys
+from mmseg_refiner.cli.common import pin_run_device
+device = pin_run_device('prog', sys.argv[1:])
+from mmengine.device import get_device
+print(device, repr(os.environ.get('CUDA_VISIBLE_DEVICES')), get_device())
+'''
+
+
+@pytest.mark.parametrize('argv,visible', [(['--device', 'cpu'], "''"),
+                                          (['x.py', '--dev=cpu', '--threads', '1'], "''"),
+                                          (['--device', 'auto'], 'None'), ([], 'None')])
+def test_run_device_is_pinned_before_mmengine_picks_one(argv, visible):
+    """A fresh interpreter: --device (abbreviated too) reaches CUDA_VISIBLE_DEVICES before
+    mmengine.device is imported, and mmengine then agrees."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != 'CUDA_VISIBLE_DEVICES'}
+    proc = subprocess.run([sys.executable, '-c', _PIN_SCRIPT] + argv, capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    device, shown, mmengine_device = proc.stdout.split()
+    assert shown == visible
+    if visible == "''" or not torch.cuda.is_available():
+        assert device == mmengine_device == 'cpu'
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--device', 'tpu'], "prog: error: --device tpu: unknown device 'tpu'"),
+    (['--launcher', 'pytorch', '--device', 'cuda:0'],
+     'gives each process the GPU of its LOCAL_RANK'),
+])
+def test_run_device_errors_exit_with_status_2(argv, message, capsys):
+    from mmseg_refiner.cli.common import pin_run_device
+    with pytest.raises(SystemExit) as exc:
+        pin_run_device('prog', argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err

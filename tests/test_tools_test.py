@@ -75,7 +75,8 @@ def test_tools_test_mmseg_with_refiner(tiny_files, tmp_path):
     ckpt = save_random_model(name, tmp_path / 'seg.pth')
     log = run_test_script(osp.join(TINY_MODELS, f'{name}.py'), ckpt, [
         '--out',
-        str(tmp_path / 'pred_png'), '--cfg-options', f'test_dataloader.dataset.data_root={data}'
+        str(tmp_path / 'pred_png'), '--cfg-options', f'test_dataloader.dataset.data_root={data}',
+        '--device', 'cpu'
     ] + _refiner_args(tiny_files), tmp_path)
     assert 'SegRefinerHook: refined 2 prediction(s) of 2 image(s)' in log
     assert 'mIoU' in log
@@ -140,6 +141,19 @@ def test_tools_test_bad_refiner_flags_exit_with_status_2(argv, message, capsys):
             [osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth', '--refiner', TINY_CONFIG] + argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_tools_test_device_that_does_not_exist_exits_2(tmp_path):
+    config = osp.join(TINY_MODELS, 'fast-scnn_64px.py')
+    for device, message in (('cuda:0', 'is not available; available here: cpu'),
+                            ('gpu', "unknown device 'gpu'")):
+        if device.startswith('cuda') and torch.cuda.is_available():
+            continue
+        proc = subprocess.run([sys.executable, TEST_SCRIPT, config, 'x.pth', '--device', device],
+                              capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert f'tools/test.py: error: --device {device}: ' in proc.stderr
+        assert message in proc.stderr
 
 
 @pytest.mark.parametrize('name,scope', [

@@ -22,24 +22,22 @@ import argparse
 import importlib
 import os
 import os.path as osp
+import sys
 
 # isort: off
 from mmseg_refiner.utils.hardware import prepare_process
 
 prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.hub import get_config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config, ConfigDict, DictAction  # loads neither torch nor a device
 
 import mmseg_refiner  # noqa: F401  (the mmseg_refiner registry scope, as custom_imports)
-from mmseg_refiner.cli.common import add_refine_options, add_runtime_args, refine_options
-from mmseg_refiner.utils.checkpoint import mmengine_safe_globals
-from mmseg_refiner.utils.hardware import setup_threads
-from mmseg_refiner.utils.launch import setup_cpu_distributed
+from mmseg_refiner.cli.common import (RUN_DEVICE_HELP, add_refine_options, add_runtime_args,
+                                      pin_run_device, refine_options)
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 # isort: on
+# mmengine's Runner, hub and device load in main(), after --device is pinned: mmengine picks its
+# device once, when mmengine.device is imported.
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -68,6 +66,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. custom_hooks.0.refiner_checkpoint=x)')
+    parser.add_argument('--device', default='auto', help=RUN_DEVICE_HELP + '; the refiner '
+                        'runs there too unless --refiner-device says otherwise')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--tta', action='store_true',
@@ -146,7 +146,11 @@ def setup_tta(cfg: Config) -> None:
 
 def build_cfg(args) -> tuple:
     """(Config, scope) from the file and the command line."""
-    cfg = get_config(args.config) if '::' in args.config else Config.fromfile(args.config)
+    if '::' in args.config:
+        from mmengine.hub import get_config
+        cfg = get_config(args.config)
+    else:
+        cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -167,13 +171,21 @@ def build_cfg(args) -> tuple:
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    from mmseg_refiner.utils.launch import setup_cpu_distributed
     setup_cpu_distributed(cfg, args.launcher, 'testing')
     return cfg, scope
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pin_run_device('tools/test.py', argv)  # before torch / mmengine pick a device
     filter_stack_warnings()
     args = parse_args(argv)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmseg_refiner.utils.checkpoint import mmengine_safe_globals
+    from mmseg_refiner.utils.hardware import setup_threads
     setup_threads(args.threads)
     cfg, scope = build_cfg(args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

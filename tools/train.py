@@ -24,6 +24,8 @@ from mmseg_refiner.utils.hardware import prepare_process
 prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
 from mmengine.config import Config, DictAction  # loads neither torch nor mmengine's device
 
+from mmseg_refiner.cli.common import RUN_DEVICE_HELP, pin_run_device  # nor these
+
 # isort: on
 # torch, mmengine's Runner and what needs them load in main(), after --device is pinned:
 # mmengine picks its device once, when mmengine.device is imported.
@@ -48,10 +50,7 @@ def parse_args(argv=None):
         '--trust-checkpoint', action='store_true',
         help='unpickle load_from / resume checkpoints fully (can run code from the file: only '
         'for files you trust); default: weights only plus the types mmengine checkpoints hold')
-    parser.add_argument(
-        '--device', default='auto',
-        help='auto (cuda when available, else cpu), cpu (hides the GPUs from this run), cuda '
-        'or cuda:<index> (only that GPU is visible) (default: auto)')
+    parser.add_argument('--device', default='auto', help=RUN_DEVICE_HELP)
     parser.add_argument(
         '--threads', type=int, default=None, metavar='N',
         help='torch threads of this process (default: OMP_NUM_THREADS, else torch\'s: the '
@@ -103,28 +102,23 @@ def build_cfg(args) -> Config:
     return cfg
 
 
-def setup_device_and_threads(args) -> None:
-    """Pin ``--device`` before torch/mmengine choose one; set ``--threads``. Exit 2 on a
-    device that does not exist."""
-    from mmseg_refiner.utils.hardware import DeviceError, pin_device, resolve_device, setup_threads
+def setup_threads_or_exit(threads) -> None:
+    """``--threads``: exit 2 on a bad number."""
+    if threads is None:
+        return
+    from mmseg_refiner.utils.hardware import setup_threads
     try:
-        pinned = pin_device(args.device)
-        resolve_device(pinned)
-    except (DeviceError, RuntimeError) as exc:  # RuntimeError: mmengine already chose
-        shown = f'--device {args.device}: ' if args.device.strip().lower() != 'cuda' else ''
-        print(f'tools/train.py: error: {shown}{exc}', file=sys.stderr)
+        setup_threads(threads)
+    except ValueError as exc:
+        print(f'tools/train.py: error: {exc}', file=sys.stderr)
         sys.exit(2)
-    if args.threads is not None:
-        try:
-            setup_threads(args.threads)
-        except ValueError as exc:
-            print(f'tools/train.py: error: {exc}', file=sys.stderr)
-            sys.exit(2)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pin_run_device('tools/train.py', argv)  # before torch / mmengine pick a device
     args = parse_args(argv)
-    setup_device_and_threads(args)
+    setup_threads_or_exit(args.threads)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 

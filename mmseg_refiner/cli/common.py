@@ -74,6 +74,41 @@ class _CfgOptionsAction(argparse.Action):
         action(parser, namespace, values, option_string)
 
 
+# ---------------------------------------------------------------------- Runner entry points
+RUN_DEVICE_HELP = ('the whole run: auto (cuda when available, else cpu), cpu (hides the GPUs '
+                   'from this process), cuda or cuda:<index> (only that GPU is visible) '
+                   '(default: auto)')
+
+
+def pin_run_device(prog: str, argv: Sequence[str]) -> str:
+    """``--device`` of a script that runs mmengine's Runner (``tools/train.py``,
+    ``tools/test.py``), pinned before anything picks a device.
+
+    mmengine chooses CUDA-when-available once, when ``mmengine.device`` is imported, and
+    torch counts the GPUs once: so ``--device`` (and ``--launcher``) are read from ``argv``
+    ahead of the full parse, and :func:`~mmseg_refiner.utils.hardware.pin_device` sets
+    ``CUDA_VISIBLE_DEVICES``. A device that does not exist, or ``cuda:<i>`` with a launcher
+    (which gives each process the GPU of its ``LOCAL_RANK``), exits with status 2.
+
+    Returns:
+        str: The device the run will use ('cpu' or 'cuda').
+    """
+    from mmseg_refiner.utils.hardware import DeviceError, pin_device, resolve_device
+    pre = argparse.ArgumentParser(add_help=False)  # abbreviations as the full parser's
+    pre.add_argument('--device', default='auto')
+    pre.add_argument('--launcher', default='none')
+    known, _ = pre.parse_known_args(list(argv))
+    try:
+        if known.launcher != 'none' and ':' in known.device:
+            raise DeviceError(f'--launcher {known.launcher} gives each process the GPU of its '
+                              'LOCAL_RANK; choose the GPUs with CUDA_VISIBLE_DEVICES instead')
+        return resolve_device(pin_device(known.device))
+    except (DeviceError, RuntimeError) as exc:  # RuntimeError: mmengine already chose
+        shown = f'--device {known.device}: ' if known.device.strip().lower() != 'cuda' else ''
+        print(f'{prog}: error: {shown}{exc}', file=sys.stderr)
+        sys.exit(2)
+
+
 # ---------------------------------------------------------------------- arguments
 def add_refine_options(parser, prefix: str = '', aliases: bool = False) -> None:
     """One flag per :class:`RefineOptions` field: ``--mode``, ``--steps``, ``--seed``,
