@@ -224,8 +224,8 @@ def test_run_device_is_pinned_before_mmengine_picks_one(argv, visible):
 
 @pytest.mark.parametrize('argv,message', [
     (['--device', 'tpu'], "prog: error: --device tpu: unknown device 'tpu'"),
-    (['--launcher', 'pytorch', '--device', 'cuda:0'],
-     'gives each process the GPU of its LOCAL_RANK'),
+    (['--launcher', 'pytorch', '--device', 'cuda:0'
+      ], 'gives each process the GPU of its LOCAL_RANK'),
 ])
 def test_run_device_errors_exit_with_status_2(argv, message, capsys):
     from mmseg_refiner.cli.common import pin_run_device

@@ -100,6 +100,24 @@ def test_setup_threads_defaults_to_usable_cores(monkeypatch, threads_restored, c
     assert lines[0].startswith('threads: 1 (torch and OpenCV; 1 cores usable; OpenMP waiting: ')
 
 
+def test_setup_threads_can_leave_opencv_alone(monkeypatch, threads_restored, caplog):
+    import cv2
+    monkeypatch.setattr(hardware, 'usable_cores', lambda: 2)
+    before = cv2.getNumThreads()
+    logger = logging.getLogger('test_hardware')
+    try:
+        cv2.setNumThreads(1)
+        with caplog.at_level(logging.INFO, logger='test_hardware'):
+            assert setup_threads(2, logger=logger, opencv=False) == 2
+        assert cv2.getNumThreads() == 1 and torch.get_num_threads() == 2
+        setup_threads(2, logger=logger)
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith('threads: 2 (torch; 2 cores usable; ')
+
+
 def test_setup_threads_clamps_with_a_warning(monkeypatch, threads_restored, caplog):
     monkeypatch.setattr(hardware, 'usable_cores', lambda: 1)
     logger = logging.getLogger('test_hardware')

@@ -61,7 +61,7 @@ def test_train_amp_bf16_on_cpu(data_root, tmp_path):
     work = str(tmp_path / 'amp')
     log = _train(data_root, work, '--amp', '--device', 'cpu', '--threads', '1', '--cfg-options',
                  'train_cfg.max_iters=1', 'train_cfg.val_interval=10')
-    assert 'threads: 1 (torch and OpenCV' in log
+    assert 'threads: 1 (torch; ' in log
     if not torch.cuda.is_available():
         assert 'AutocastOptimWrapper' in open(
             [osp.join(work, f) for f in os.listdir(work) if f.endswith('.py')][0]).read()

@@ -66,8 +66,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. custom_hooks.0.refiner_checkpoint=x)')
-    parser.add_argument('--device', default='auto', help=RUN_DEVICE_HELP + '; the refiner '
-                        'runs there too unless --refiner-device says otherwise')
+    parser.add_argument(
+        '--device', default='auto', help=RUN_DEVICE_HELP + '; the refiner '
+        'runs there too unless --refiner-device says otherwise')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--tta', action='store_true',

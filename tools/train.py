@@ -108,7 +108,7 @@ def setup_threads_or_exit(threads) -> None:
         return
     from mmseg_refiner.utils.hardware import setup_threads
     try:
-        setup_threads(threads)
+        setup_threads(threads, opencv=False)  # OpenCV: env_cfg.mp_cfg (the Runner)
     except ValueError as exc:
         print(f'tools/train.py: error: {exc}', file=sys.stderr)
         sys.exit(2)

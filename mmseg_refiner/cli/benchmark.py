@@ -21,10 +21,16 @@ DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory), qua
                '(OpenMP waiting settings) of a refiner, and the training data pipeline.')
 
 
-def _common_args(parser) -> None:
+def _common_args(parser, trained: bool = True) -> None:
+    """The flags every part takes; ``trained=False`` (``data``): a training config, no
+    weights."""
     from mmseg_refiner.cli.common import add_runtime_args
-    parser.add_argument('--config', help='refiner config (default: the shipped model)')
-    parser.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
+    if trained:
+        parser.add_argument('--config', help='refiner config (default: the shipped model)')
+        parser.add_argument('--checkpoint', help='refiner weights (default: the shipped model)')
+    else:
+        parser.add_argument('--config', help='training config whose train_dataloader is timed '
+                            '(required)')
     add_runtime_args(parser)
     parser.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
     parser.add_argument('--out', required=True, help='output folder (JSON, Markdown, PNG)')
@@ -106,7 +112,7 @@ def _data_args(parser) -> None:
     parser.add_argument(
         '--no-step', action='store_true',
         help='skip timing the training step the data is set against (on '
-        '--device, with randomly initialised weights: --checkpoint is not read)')
+        '--device, with randomly initialised weights)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = sub.add_parser(
         'data', help='training data pipeline of a config (--config): ms per sample per '
         'transform, against the training step')
-    for p in (speed, quality, pair, data):
+    for p in (speed, quality, pair):
         _common_args(p)
+    _common_args(data, trained=False)
     _speed_args(speed)
     _quality_args(quality)
     _side_by_side_args(pair)

@@ -316,7 +316,8 @@ def prepare_process() -> None:
     keep_freed_memory_if_asked()
 
 
-def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger] = None) -> int:
+def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger] = None,
+                  opencv: bool = True) -> int:
     """Set the torch and OpenCV thread counts once, and say so in one log line.
 
     Args:
@@ -324,6 +325,9 @@ def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger
             (:func:`usable_cores`). More than that is clamped, with a warning.
         logger (logging.Logger, optional): Where the line goes; None = mmengine's current
             logger. Defaults to None.
+        opencv (bool): Also set OpenCV's threads. False leaves them to the caller (the
+            training Runner sets them from ``env_cfg.mp_cfg.opencv_num_threads``).
+            Defaults to True.
 
     Returns:
         int: The thread count applied.
@@ -346,15 +350,17 @@ def setup_threads(threads: Optional[int] = None, logger: Optional[logging.Logger
                     f'using {cores} (more threads than cores only oversubscribes them)')
         threads = cores
     torch.set_num_threads(threads)
-    try:
-        import cv2
-        cv2.setNumThreads(threads)
-    except ImportError:
-        pass
+    if opencv:
+        try:
+            import cv2
+            cv2.setNumThreads(threads)
+        except ImportError:
+            pass
     if _threads_set != threads:
         wait = ', '.join(f'{k}={os.environ[k]}' for k in OPENMP_USER_KEYS if k in os.environ)
-        log.info(f'threads: {threads} (torch and OpenCV; {cores} cores usable; OpenMP '
-                 f'waiting: {wait or "default"}; malloc: {malloc_state()})')
+        log.info(f'threads: {threads} ({"torch and OpenCV" if opencv else "torch"}; {cores} '
+                 f'cores usable; OpenMP waiting: {wait or "default"}; malloc: '
+                 f'{malloc_state()})')
         _threads_set = threads
     return threads
 
