@@ -42,6 +42,29 @@ def atomic_write(path: str, suffix: str = None):
             os.remove(tmp)
 
 
+def check_output_file(path: str, what: str = 'output') -> str:
+    """Refuse, before any work, an output file path that cannot be written.
+
+    Args:
+        path (str): The file to be written (its folder is created when missing).
+        what (str): How the message names it, e.g. ``'--out'``.
+
+    Returns:
+        str: ``path``.
+
+    Raises:
+        InputError: ``path`` is an existing folder, or a part of its folder is a file.
+    """
+    if osp.isdir(path):
+        raise InputError(f'{what} {path} is a folder; give a file name')
+    parent = osp.dirname(osp.abspath(path))
+    while parent and not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if parent and not osp.isdir(parent):
+        raise InputError(f'{what} {path}: {parent} is a file, not a folder')
+    return path
+
+
 def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.ndarray:
     """Read a colour image (BGR uint8 HxWx3) or validate an array, with readable errors.
 
