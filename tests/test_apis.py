@@ -288,3 +288,35 @@ def test_label_map_takes_stop_thr_and_preset(tiny_refiner, blob_sample):
     out = refine_label_map(tiny_refiner, img, labels, seed=0, stop_thr=1.0,
                            stop_criterion='change', preset='reference')
     assert out.dtype == labels.dtype and set(np.unique(out)) <= {0, 2}
+
+
+def test_numpy_option_values_and_model_checks(tiny_refiner, blob_sample):
+    from mmseg_refiner.apis import RefineOptions, check_options
+    img, _, coarse = blob_sample
+    opts = RefineOptions(steps=np.int64(2), seed=np.uint8(3), stop_thr=np.float32(0.25))
+    assert type(opts.steps) is int and type(opts.seed) is int and type(opts.stop_thr) is float
+    assert RefineOptions(steps=np.array([3, 1])).steps == [3, 1]
+    assert np.array_equal(refine_mask(tiny_refiner, img, coarse, steps=np.int64(2), seed=0),
+                          refine_mask(tiny_refiner, img, coarse, steps=2, seed=0))
+    assert check_options(tiny_refiner, steps=2)['steps'] == 2
+    with pytest.raises(ValueError, match=r'steps must be in \[1, 6\], got 7'):
+        check_options(tiny_refiner, steps=7)
+    with pytest.raises(ValueError, match='crop_size must be a multiple of 2 for this model'):
+        refine_mask(tiny_refiner, img, coarse, crop_size=33)
+
+
+def test_exif_turned_image_and_a_mask_of_the_stored_pixels(tmp_path, tiny_refiner):
+    from PIL import Image
+
+    from mmseg_refiner.apis import read_pair
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 80x60, shown turned: 60x80
+    Image.new('RGB', (80, 60), (90, 120, 150)).save(str(tmp_path / 'p.jpg'), exif=exif)
+    stored = np.zeros((60, 80), bool)
+    stored[10:30, 20:50] = True
+    with pytest.raises(
+            InputError, match=r"fits image file .*p.jpg as stored, but its EXIF "
+            r"orientation tag \(6\) turns it to 60x80"):
+        refine_mask(tiny_refiner, str(tmp_path / 'p.jpg'), stored)
+    image, mask = read_pair(str(tmp_path / 'p.jpg'), stored.T.copy())
+    assert image.shape == (80, 60, 3) and mask.shape == (80, 60)

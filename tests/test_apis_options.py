@@ -47,7 +47,9 @@ def test_reference_preset_turns_the_guard_off_unless_given():
     (dict(crop_size=32.5), 'crop_size must be an integer'),
     (dict(compile='yes'), 'compile must be True or False'),
     (dict(guard=dict(width=3)), 'unknown guard keys'),
-    (dict(seed=-1), 'seed must be an integer >= 0'),
+    (dict(seed=-1), r'seed must be an integer in \[0, 9223372036854775807\], got -1'),
+    (dict(seed=2**70), 'seed must be an integer in'),
+    (dict(crop_size=100000), r'crop_size must be an integer in \[16, 2048\], got 100000'),
 ])
 def test_bad_values_name_the_option_and_the_valid_ones(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -120,4 +120,20 @@ def test_size_mismatch_is_a_clear_error(folders, capsys):
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(['evaluate', '--gt', str(tmp_path / 'nope'), '--pred', str(tmp_path)]) == 1
-    assert 'folder not found' in capsys.readouterr().err
+    assert f'gt not found: {tmp_path / "nope"}' in capsys.readouterr().err
+
+
+def test_output_paths_and_dilation_ratio_are_checked_before_scoring(tmp_path, capsys):
+    dirs = {k: tmp_path / k for k in ('gt', 'pred')}
+    for d in dirs.values():
+        d.mkdir()
+        cv2.imwrite(str(d / 'a.png'), np.zeros((8, 8), np.uint8))
+    args = ['evaluate', '--gt', str(dirs['gt']), '--pred', str(dirs['pred'])]
+    assert main(args + ['--json', str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert f'--json {tmp_path} is a folder' in captured.err and 'IoU' not in captured.out
+    for bad in ('nan', '0', '1.5', 'x'):
+        with pytest.raises(SystemExit) as exc:
+            main(args + ['--dilation-ratio', bad])
+        assert exc.value.code == 2
+        assert 'expected a fraction of the diagonal in (0, 1)' in capsys.readouterr().err

@@ -107,3 +107,54 @@ def test_refine_no_guard_and_stop_thr_reach_the_api(tmp_path, folders, ckpt, mon
         err = capsys.readouterr().err
         assert 'argument --stop-thr' in err and ('share in [0, 1]' in err or
                                                  'expected float' in err)
+
+
+def test_out_that_holds_the_inputs_is_refused_before_any_work(tmp_path, folders, ckpt, capsys):
+    img_dir, mask_dir = folders
+    before = (img_dir / 's0.jpg').read_bytes()
+    for out in (img_dir, mask_dir):
+        for extra in ([], ['--overwrite']):
+            assert main([
+                'refine',
+                str(img_dir),
+                str(mask_dir), '--out',
+                str(out), '--config', TINY_CONFIG, '--checkpoint', ckpt
+            ] + extra) == 1
+            err = capsys.readouterr().err
+            assert f'--out {out} holds the input file' in err and 'choose another folder' in err
+    assert (img_dir / 's0.jpg').read_bytes() == before
+    assert sorted(p.name for p in mask_dir.iterdir()) == ['s0.png', 's1.png']
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('x')
+    assert main(['refine', str(img_dir), str(mask_dir), '--out', str(a_file)]) == 1
+    assert f'--out {a_file} is a file' in capsys.readouterr().err
+
+
+def test_folder_inputs_that_cannot_pair_are_named(tmp_path, folders, capsys):
+    img_dir, mask_dir = folders
+    mmcv.imwrite(np.zeros((60, 80, 3), np.uint8), str(img_dir / 's0.png'))  # next to s0.jpg
+    assert main(['refine', str(img_dir), str(mask_dir), '--out', str(tmp_path / 'o')]) == 1
+    assert "has two files for the id 's0': s0.jpg and s0.png" in capsys.readouterr().err
+    assert main([
+        'refine',
+        str(tmp_path / 'no.jpg'),
+        str(tmp_path / 'no.png'), '--out',
+        str(tmp_path / 'o')
+    ]) == 1
+    assert f'image not found: {tmp_path / "no.jpg"}' in capsys.readouterr().err
+
+
+def test_options_the_model_cannot_run_are_one_error_not_one_per_file(tmp_path, folders, ckpt,
+                                                                     capsys):
+    img_dir, mask_dir = folders
+    for option, message in ((['--steps', '7'], 'steps must be in [1, 6], got 7'),
+                            (['--crop-size', '33'], 'crop_size must be a multiple of 2')):
+        assert main([
+            'refine',
+            str(img_dir),
+            str(mask_dir), '--out',
+            str(tmp_path / 'o'), '--config', TINY_CONFIG, '--checkpoint', ckpt
+        ] + option) == 1
+        err = capsys.readouterr().err
+        assert err.count(message) == 1, err
+    assert not (tmp_path / 'o').exists() or not list((tmp_path / 'o').iterdir())

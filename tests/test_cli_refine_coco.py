@@ -194,3 +194,169 @@ def test_refine_coco_cache_header_holds_the_options(files, tmp_path, capsys):
     assert main(_args(files, tmp_path / 'res.json', out, '--preset', 'reference')) == 1
     assert 'other inputs or settings' in capsys.readouterr().err  # another option: refused
     assert main(_args(files, tmp_path / 'res.json', out)) == 0  # the same: resumed
+
+
+def _copy_ann(files, path, edit):
+    ann = json.load(open(files['ann']))
+    edit(ann)
+    json.dump(ann, open(path, 'w'))
+    return str(path)
+
+
+def test_refine_coco_refuses_a_cache_of_other_input_files(files, tmp_path, capsys):
+    from mmseg_refiner.cli import build_parser
+    from mmseg_refiner.cli.refine_coco import _settings
+    results = _write_results(tmp_path / 'res.json')
+    ann = _copy_ann(files, tmp_path / 'ann.json', lambda a: None)
+    out = tmp_path / 'refined.json'
+
+    def cli(*extra, ann=ann):
+        args = _args(files, tmp_path / 'res.json', out, *extra)
+        args[args.index('--ann') + 1] = ann
+        return args
+
+    sentinel = encode_mask(np.zeros((64, 80), bool))
+    header = _settings(build_parser().parse_args(cli()))
+
+    def interrupted_run():  # image 0 done (a recognisable empty mask)
+        with open(str(out) + '.partial.jsonl', 'w') as f:
+            f.write(json.dumps({'header': header}) + '\n')
+            f.write(json.dumps({'image_id': 0, 'refined': [[0, sentinel]]}) + '\n')
+
+    # The results file edited under the same name (result 0 moved): the cache is stale.
+    interrupted_run()
+    moved = encode_mask(_box_mask(64, 80, 30, 30, 60, 60))
+    results[0]['segmentation'] = moved
+    json.dump(results, open(tmp_path / 'res.json', 'w'))
+    assert main(cli()) == 1
+    assert '(the results file): delete it or pass --restart' in capsys.readouterr().err
+    assert not osp.exists(out)
+    # Another annotation file content, or another image folder: refused too.
+    _copy_ann(files, ann, lambda a: a['categories'].append(dict(id=9, name='new')))
+    img_dir = tmp_path / 'img'
+    img_dir.mkdir()
+    header = dict(_settings(build_parser().parse_args(cli())), img_dir=str(img_dir))
+    _copy_ann(files, ann, lambda a: None)  # the original content again
+    interrupted_run()
+    assert main(cli()) == 1
+    assert '(the annotation file, --img-dir)' in capsys.readouterr().err
+    # --restart starts over: the edited mask is refined, not the cached one.
+    assert main(cli('--restart')) == 0
+    refined = json.load(open(out))
+    assert refined[0]['segmentation'] != sentinel
+    assert refined[1:] == results[1:2] + refined[2:]  # low score: copied
+    assert not osp.exists(str(out) + '.partial.jsonl')
+
+
+@pytest.mark.parametrize('segm, message', [
+    ([], '"segmentation" is an empty list'),
+    ([[10, 10, 100]], 'polygon 0 has 3 coordinates'),
+    ([[20, 20, 50, 20, 50, 45], [1, 2, 3, 4]], 'polygon 1 has 4 coordinates'),
+    ([[20, 20, 50, float('nan'), 50, 45]], 'polygon 0 coordinate 3 is nan'),
+    ([[20, 20, 5e8, 20, 50, 45]], 'more than an image size outside the 80x64'),
+    ({'size': [64, 80], 'counts': '!!!notrle~~~'}, 'not a COCO RLE string'),
+    ({'size': [64, 80], 'counts': [0, 100, 1000]}, 'counts sum to 1100 but the size is 64x80'),
+    ({'size': [64, 80], 'counts': [0, -1, 5121]}, 'non-negative integers, got -1'),
+    ({'size': [32, 160], 'counts': [5120]}, 'mask size [32, 160] (HxW) differs'),
+    ({'size': 64, 'counts': [5120]}, '"size" must be [height, width]'),
+    ('abc', 'neither RLE nor polygons'),
+])
+def test_refine_coco_bad_segmentation_is_a_clear_error_before_any_work(
+        files, tmp_path, capsys, monkeypatch, segm, message):
+    import mmseg_refiner.cli.refine_coco as refine_coco
+    monkeypatch.setattr(refine_coco, 'build_refiner', lambda args: pytest.fail('refiner built'))
+    results = _write_results(tmp_path / 'res.json')
+    results[1]['score'] = 0.9  # refined (a low score is checked all the same)
+    results[1]['segmentation'] = segm
+    json.dump(results, open(tmp_path / 'res.json', 'w'))
+    out = tmp_path / 'o.json'
+    assert main(_args(files, tmp_path / 'res.json', out)) == 1
+    err = capsys.readouterr().err
+    assert f'{tmp_path / "res.json"}: result 1 (image_id 0): ' in err and message in err
+    assert 'Traceback' not in err
+    assert not osp.exists(out) and not osp.exists(str(out) + '.partial.jsonl')
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('score', None, '"score" is null; expected a number'),
+    ('score', 'high', '"score" is "high"; expected a number'),
+    ('score', float('nan'), '"score" is NaN; expected a number'),
+    ('image_id', [0], "has image_id [0]; expected an integer or a string"),
+])
+def test_refine_coco_bad_score_or_image_id_is_a_clear_error(files, tmp_path, capsys, field, value,
+                                                            message):
+    results = _write_results(tmp_path / 'res.json')
+    results[2][field] = value
+    json.dump(results, open(tmp_path / 'res.json', 'w'))
+    assert main(_args(files, tmp_path / 'res.json', tmp_path / 'o.json')) == 1
+    err = capsys.readouterr().err
+    assert f'{tmp_path / "res.json"}: result 2' in err and message in err
+    assert not osp.exists(tmp_path / 'o.json')
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda a: a['images'][1].pop('height'), 'images[1] (id 1) has no "height"'),
+    (lambda a: a['images'][0].pop('width'), 'images[0] (id 0) has no "width"'),
+    (lambda a: a['images'][0].pop('file_name'), 'images[0] (id 0) has no "file_name"'),
+    (lambda a: a['images'][1].update(height='72'), 'images[1] (id 1) has "height" \'72\''),
+    (lambda a: a['images'][0].update(width=0), 'images[0] (id 0) has "width" 0'),
+    (lambda a: a['images'][0].pop('id'), 'images[0] has no "id"'),
+    (lambda a: a['images'].append(dict(a['images'][0])), 'images[2] repeats image id 0'),
+    (lambda a: a['images'].append(3), 'images[2] is not a dict (got int)'),
+])
+def test_refine_coco_incomplete_annotation_file_is_a_clear_error(files, tmp_path, capsys, edit,
+                                                                 message):
+    _write_results(tmp_path / 'res.json')
+    ann = _copy_ann(files, tmp_path / 'ann.json', edit)
+    args = _args(files, tmp_path / 'res.json', tmp_path / 'o.json')
+    args[args.index('--ann') + 1] = ann
+    assert main(args) == 1
+    assert f'error: {ann}: {message}' in capsys.readouterr().err
+    assert not osp.exists(tmp_path / 'o.json')
+
+
+def test_refine_coco_unwritable_out_is_refused_before_any_work(files, tmp_path, capsys,
+                                                               monkeypatch):
+    import mmseg_refiner.cli.refine_coco as refine_coco
+    monkeypatch.setattr(refine_coco, 'build_refiner', lambda args: pytest.fail('refiner built'))
+    _write_results(tmp_path / 'res.json')
+    (tmp_path / 'dir').mkdir()
+    assert main(_args(files, tmp_path / 'res.json', tmp_path / 'dir')) == 1
+    assert f'--out {tmp_path / "dir"} is a folder' in capsys.readouterr().err
+    assert not osp.exists(tmp_path / 'dir.partial.jsonl')
+    before = (tmp_path / 'res.json').read_bytes()
+    assert main(_args(files, tmp_path / 'res.json', tmp_path / 'res.json')) == 1
+    assert 'is the results file; choose another file' in capsys.readouterr().err
+    assert (tmp_path / 'res.json').read_bytes() == before
+
+
+@pytest.mark.parametrize('value', ['nan', '-0.1', '1.5', 'inf', 'high'])
+def test_refine_coco_score_thr_outside_0_1_is_a_usage_error(files, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(_args(files, tmp_path / 'res.json', tmp_path / 'o.json', '--score-thr', value))
+    assert exc.value.code == 2
+    assert 'argument --score-thr' in capsys.readouterr().err
+
+
+def test_refine_semantic_32_bit_label_maps(files, tmp_path, capsys):
+    """Mode ``I`` (32-bit) label maps come back as 16-bit PNGs with the same labels; labels
+    that 16 bits cannot hold are refused before refining."""
+    img = mmcv.imread(osp.join(files['img'], '0.png'))
+    labels = np.zeros(img.shape[:2], np.int32)
+    labels[10:40, 12:50] = 300
+    (tmp_path / 'pred').mkdir()
+    Image.fromarray(labels, mode='I').save(str(tmp_path / 'pred' / '0.tif'))
+    args = [
+        'refine-semantic',
+        str(tmp_path / 'pred'), '--img-dir', files['img'], '--out',
+        str(tmp_path / 'out'), '--config', TINY_CONFIG, '--checkpoint', files['ckpt'], '--threads',
+        '1', '--steps', '1'
+    ]
+    assert main(args) == 0
+    out = Image.open(tmp_path / 'out' / '0.png')
+    assert out.mode == 'I;16' and set(np.unique(np.array(out))) <= {0, 300}
+    labels[0, 0] = 70000
+    Image.fromarray(labels, mode='I').save(str(tmp_path / 'pred' / '0.tif'))
+    assert main(args + ['--overwrite']) == 1
+    assert 'has labels from 0 to 70000; class indices must lie in [0, 65535]' in \
+        capsys.readouterr().err

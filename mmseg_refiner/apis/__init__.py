@@ -12,6 +12,8 @@ _HOMES = {
     'refine_mask': 'inference',
     'refine_masks': 'inference',
     'refine_label_map': 'inference',
+    'check_options': 'inference',
+    'read_pair': 'inference',
     'load_refiner_weights': 'inference',
     'DEFAULT_CHECKPOINT': 'inference',
 }

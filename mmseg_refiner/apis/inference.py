@@ -10,6 +10,8 @@ Example::
 Every inference option is a field of :class:`~mmseg_refiner.apis.RefineOptions`: pass them
 as keyword arguments or all at once as ``options=RefineOptions(...)`` (or a dict).
 """
+import logging
+import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -21,11 +23,11 @@ from mmseg_refiner.apis.builder import DEFAULT_CHECKPOINT, init_refiner, load_re
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.inference.guard import guard_masks
 from mmseg_refiner.inference.strategies import choose_mode, run_strategy
-from mmseg_refiner.utils.io import InputError, imread_checked, maskread_checked
+from mmseg_refiner.utils.io import InputError, exif_orientation, imread_checked, maskread_checked
 
 __all__ = [
     'init_refiner', 'load_refiner_weights', 'DEFAULT_CHECKPOINT', 'refine_mask', 'refine_masks',
-    'refine_label_map'
+    'refine_label_map', 'check_options', 'read_pair'
 ]
 
 ArrayOrPath = Union[str, np.ndarray]
@@ -41,10 +43,71 @@ def _check_pair(image: np.ndarray, masks: np.ndarray, what: str = 'mask'):
                          f'the image size {image.shape[1]}x{image.shape[0]}')
 
 
+def read_pair(image: ArrayOrPath, mask: ArrayOrPath):
+    """``(BGR uint8 HxWx3, bool HxW)`` of an image and a mask (paths or arrays), checked by
+    :func:`~mmseg_refiner.utils.io.imread_checked` and ``maskread_checked``.
+
+    An image file with an EXIF orientation tag is read turned upright, as viewers, mmcv and
+    mmdet read it: a warning says so, and a mask that fits the stored pixels instead is an
+    error naming the tag.
+    """
+    orientation = exif_orientation(image) if isinstance(image, (str, os.PathLike)) else 1
+    image_arr, mask = imread_checked(image), maskread_checked(mask)
+    if orientation != 1:
+        _check_turned_pair(image, orientation, image_arr, mask)
+    return image_arr, mask
+
+
+def _check_turned_pair(path, orientation: int, image: np.ndarray, mask: np.ndarray) -> None:
+    h, w = image.shape[:2]
+    if mask.shape != (h, w) and mask.shape == (w, h):
+        raise InputError(
+            f'mask size {mask.shape[1]}x{mask.shape[0]} (WxH) fits image file {path} as '
+            f'stored, but its EXIF orientation tag ({orientation}) turns it to {w}x{h} when read '
+            '(as image viewers, mmcv and mmdet read it): turn the mask the same way, or remove '
+            'the tag from the image')
+    from mmengine.logging import print_log
+    print_log(
+        f'image file {path} has EXIF orientation {orientation}: it is refined as read, '
+        'turned upright (as viewers, mmcv and mmdet show it); the mask must fit the turned '
+        'image', logger='current', level=logging.WARNING)
+
+
 def _options(options, **given) -> RefineOptions:
     """``options`` (RefineOptions | dict | None) with the keyword arguments given on top
     (``None`` = not given); unknown names are a TypeError listing the valid ones."""
     return RefineOptions.coerce(options).merged(**given)
+
+
+def check_options(refiner, options: Union[None, dict, RefineOptions] = None, **kwargs) -> dict:
+    """The effective inference config of ``options`` on ``refiner``, checked against the model.
+
+    Besides each option's own check (:meth:`RefineOptions.resolve`), ``steps`` must fit the
+    sampler's T and ``crop_size`` the U-Net's downsampling. Command lines call it once before
+    their file loop, so a bad option is one error, not one per file.
+
+    Args:
+        refiner: A refiner from :func:`init_refiner`.
+        options (RefineOptions | dict, optional): The options; ``**kwargs`` go on top.
+
+    Returns:
+        dict: The refiner's ``test_cfg`` with the options applied.
+
+    Raises:
+        ValueError: An option is not valid for this model; the message names it.
+    """
+    return _checked_cfg(refiner, _options(options, **kwargs))
+
+
+def _checked_cfg(refiner, opts: RefineOptions) -> dict:
+    cfg = opts.resolve(refiner.test_cfg)
+    refiner.sampler.timesteps(cfg['steps'])  # steps outside [1, T]: ValueError naming them
+    factor = getattr(refiner.backbone, 'downsample_factor', 1)
+    if int(cfg['crop_size']) % factor:
+        raise ValueError(f'crop_size must be a multiple of {factor} for this model (its U-Net '
+                         f'halves the size {factor.bit_length() - 1} times), got '
+                         f'{cfg["crop_size"]}')
+    return cfg
 
 
 def _refine(refiner, image: np.ndarray, masks: np.ndarray, opts: RefineOptions):
@@ -54,7 +117,7 @@ def _refine(refiner, image: np.ndarray, masks: np.ndarray, opts: RefineOptions):
         tuple: ``(prob, fine_prob, guarded)``: (N, H, W) float tensors of the refiner's
         probability and confidence, and the :class:`GuardResult` (final masks).
     """
-    cfg = opts.resolve(refiner.test_cfg)
+    cfg = _checked_cfg(refiner, opts)
     gen = _generator(opts.seed)
     groups = {}  # chosen mode -> indices of its masks, in first-seen order
     for i, m in enumerate(masks):
@@ -130,8 +193,7 @@ def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: Optional[s
     Returns:
         ndarray: HxW bool (and an HxW float32 confidence map if ``return_confidence``).
     """
-    image = imread_checked(image)
-    mask = maskread_checked(mask)
+    image, mask = read_pair(image, mask)
     out = refine_masks(refiner, image, mask[None], mode, steps, seed, return_confidence, guard,
                        stop_thr, options, **kwargs)
     return (out[0][0], out[1][0]) if return_confidence else out[0]

@@ -38,13 +38,22 @@ def _check_choice(name: str, where: str) -> Callable[[Any], None]:
     return check
 
 
-def _check_int(name: str, low: int) -> Callable[[Any], None]:
+def _check_int(name: str, low: int, high: Optional[int] = None) -> Callable[[Any], None]:
 
     def check(value) -> None:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+                or (high is not None and value > high):
+            span = f'>= {low}' if high is None else f'in [{low}, {high}]'
+            raise ValueError(f'{name} must be an integer {span}, got {value!r}')
 
     return check
+
+
+def _plain(value):
+    """numpy scalars (``np.int64(2)``) and lists of them as Python numbers."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.tolist() if hasattr(value, 'tolist') and hasattr(value, 'dtype') else value
 
 
 def _check_steps(value) -> None:
@@ -135,8 +144,8 @@ class RefineOptions:
         None, "reverse steps, the last N of the T timesteps (default: the config's, all T)",
         _check_steps, type=int, metavar='N')
     seed: Optional[int] = _option(None, 'seed of the sampling noise (default: 0)',
-                                  _check_int('seed', 0), cfg_key=False, type=int, metavar='N',
-                                  cli_default=0)
+                                  _check_int('seed', 0, 2**63 - 1), cfg_key=False, type=int,
+                                  metavar='N', cli_default=0)
     guard: Union[None, bool, dict] = _option(
         None, 'turn the growth guard off (the reference behaviour: changes anywhere, new '
         'detached regions allowed)', _check_guard, kind='flag', flag='no-guard', const=False)
@@ -164,8 +173,13 @@ class RefineOptions:
     batch_size: Optional[int] = _option(None, "crops per U-Net call (default: the config's)",
                                         _check_int('batch_size', 1), type=int, metavar='N')
     crop_size: Optional[int] = _option(
-        None, "working resolution of the U-Net in px (default: the config's)",
-        _check_int('crop_size', 1), type=int, metavar='PX')
+        None, "working resolution of the U-Net in px, 16-2048 and a multiple of the model's "
+        "downsampling (16 for the shipped one) (default: the config's)",
+        _check_int('crop_size', 16, 2048), type=int, metavar='PX')
+
+    def __post_init__(self):
+        for f in fields(self):  # np.int64(2) works like 2 everywhere downstream
+            setattr(self, f.name, _plain(getattr(self, f.name)))
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -239,22 +239,31 @@ def list_images(folder: str, pattern: Optional[str] = None,
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
-        InputError: ``pattern`` matches no file in ``folder``.
+        InputError: ``pattern`` matches no file in ``folder``, or two files share an id
+            without a pattern (``x.png`` and ``x.jpg``; with a pattern's ``*``, the first file
+            by name wins).
     """
     if not osp.isdir(folder):
-        raise FileNotFoundError(f'folder not found: {folder}')
+        raise FileNotFoundError(
+            f'{folder} is a file, not a folder' if osp.exists(folder) else f'not found: {folder}')
     names = [f for f in sorted(os.listdir(folder)) if not f.startswith('.')]
-    if pattern is None:
-        return {
-            osp.splitext(f)[0]: osp.join(folder, f)
-            for f in names if f.lower().endswith(IMAGE_EXTS)
-        }
-    regex, found = _pattern_regex(pattern, what), {}
+    regex, found = (_pattern_regex(pattern, what) if pattern else None), {}
     for f in names:
-        match = regex.fullmatch(f)
-        if match:
-            found.setdefault(match['id'], osp.join(folder, f))
-    if not found:
+        if regex is None:
+            file_id = osp.splitext(f)[0] if f.lower().endswith(IMAGE_EXTS) else None
+        else:
+            match = regex.fullmatch(f)
+            file_id = match['id'] if match else None
+        if file_id is None:
+            continue
+        if file_id in found and regex is not None:
+            continue  # a wildcard pattern ('{id}_*.png'): the first file by name wins
+        if file_id in found:
+            raise InputError(f'{folder} has two files for the id {file_id!r}: '
+                             f'{osp.basename(found[file_id])} and {f}; move one away or tell '
+                             f'them apart with {what}')
+        found[file_id] = osp.join(folder, f)
+    if regex is not None and not found:
         raise InputError(f'no file in {folder} matches {what} {pattern!r}')
     return found
 
@@ -286,11 +295,14 @@ def pair_files(paths: Dict[str, str],
     """
     patterns = {k: (patterns or {}).get(k) for k in paths}
     flags = {k: f'--{k}-pattern' for k in paths}
+    for key, path in paths.items():
+        if not osp.exists(path):
+            raise FileNotFoundError(f'{key} not found: {path}')
     if any(osp.isfile(p) for p in paths.values()):
         for key, path in paths.items():
             if not osp.isfile(path):
-                raise FileNotFoundError(f'{key} not found: {path} (give files only or '
-                                        f'folders only)')
+                raise FileNotFoundError(f'{key} {path} is a folder while another input is a '
+                                        'file: give files only or folders only')
         lead = next(iter(paths))
         name = _file_id(paths[lead], patterns[lead], flags[lead])
         return [dict(name=name, **paths)], {k: [] for k in paths}
@@ -327,6 +339,22 @@ def read_json(path: str, what: str):
 
 
 # ---------------------------------------------------------------------- the file loop
+def check_output_folder(out: str, inputs: Sequence[str]) -> None:
+    """Refuse an output folder that is a file, or that holds input files (outputs written
+    there would replace inputs, or existing inputs would pass for finished outputs).
+
+    Raises:
+        InputError: Naming the folder and the problem.
+    """
+    if osp.exists(out) and not osp.isdir(out):
+        raise InputError(f'--out {out} is a file; give a folder')
+    real = osp.realpath(out)
+    for path in inputs:
+        if osp.dirname(osp.realpath(path)) == real:
+            raise InputError(f'--out {out} holds the input file {path}: outputs written there '
+                             'would replace or be mistaken for inputs; choose another folder')
+
+
 def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: str,
                    unpaired_msg: str) -> int:
     """The resumable loop of the file-refining subcommands.
@@ -338,6 +366,7 @@ def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: 
         int: exit status, 1 if any pair failed.
     """
     from tqdm import tqdm
+    check_output_folder(args.out, [path for pair in pairs for path in pair[1:]])
     for stem in unpaired:
         print(unpaired_msg.format(stem=stem), file=sys.stderr)
     todo = [p for p in pairs if args.overwrite or not is_done(p[0])]
@@ -346,6 +375,8 @@ def run_over_pairs(args, pairs, unpaired, is_done, refine_one, desc: str, noun: 
     if not todo:
         return 0
     refiner = build_refiner(args)
+    from mmseg_refiner.apis import check_options
+    check_options(refiner, refine_options(args))  # one error for a bad option, not one per file
     failed, start = [], time.perf_counter()
     quiet = len(todo) < 2
     for stem, first, second in tqdm(todo, desc=desc, unit='img', file=sys.stdout, disable=quiet):

@@ -6,6 +6,7 @@ are published); with ``--coarse`` also before / after / delta and how many image
 Writes a per-image CSV, a JSON report and before/after/GT panels of the worst and best
 images on request.
 """
+import argparse
 import csv
 import json
 import os.path as osp
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> None:
     p.add_argument('--vis', help='write before/after/GT panels of the worst and best images here')
     p.add_argument('--num-vis', type=int, default=5,
                    help='panels of this many worst and this many best images (default: 5)')
-    p.add_argument('--dilation-ratio', type=float, default=0.02,
+    p.add_argument('--dilation-ratio', type=_dilation_ratio, default=0.02,
                    help='Boundary IoU band width, fraction of the diagonal (default: 0.02)')
     p.add_argument(
         '--pooled', action='store_true',
@@ -46,6 +47,17 @@ def add_parser(subparsers) -> None:
             help=f'--{"img" if key == "image" else key} file names, e.g. '
             f"'{example}' (BIG / DIS)" + ('' if key != 'gt' else f': {PATTERN_HELP}'))
     p.set_defaults(func=run)
+
+
+def _dilation_ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not 0 < value < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f'expected a fraction of the diagonal in (0, 1), got '
+                                         f'{text!r}')
+    return value
 
 
 def _patterns(args) -> dict:
@@ -163,6 +175,12 @@ def _write_panels(pairs: List[dict], rows: List[dict], args) -> int:
 
 def run(args) -> int:
     from mmseg_refiner.evaluation import IOU_KINDS, summarize
+    from mmseg_refiner.utils.io import check_output_file
+    for flag in ('json', 'csv'):  # before the work, not after it
+        if getattr(args, flag):
+            check_output_file(getattr(args, flag), f'--{flag}')
+    if args.vis and osp.exists(args.vis) and not osp.isdir(args.vis):
+        raise InputError(f'--vis {args.vis} is a file; give a folder')
     pairs = _pair(args.gt, args.pred, args.coarse, _patterns(args))
     rows = [
         _score_pair(p, args.dilation_ratio, args.pooled)

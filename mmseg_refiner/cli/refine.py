@@ -8,9 +8,10 @@ from mmseg_refiner.cli.common import (OVERWRITE, PATTERN_HELP, add_refining_subc
 
 
 def add_parser(subparsers) -> None:
-    """Refine IMAGE + MASK (or every same-named pair of two folders). Masks are 8-bit PNGs
-    (0 = background, >0 = foreground; 0/1 masks work too). Existing outputs are skipped, so an
-    interrupted run resumes. Other naming schemes pair with --image-pattern / --mask-pattern,
+    """Refine IMAGE + MASK (or every same-named pair of two folders). Masks: 0 = background,
+    any other value = foreground (0/1, 0/255, label maps of ids); soft masks with many values
+    are cut at half range (>127); cut-out PNGs use their alpha. --out must be a folder of its
+    own (not one of the inputs). Existing outputs are skipped, so an interrupted run resumes. Other naming schemes pair with --image-pattern / --mask-pattern,
     e.g. BIG / DIS: --image-pattern '{id}_im.jpg' --mask-pattern '{id}_seg.png'; outputs are
     named <id>.png."""
     add_refining_subcommand(
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> None:
             arg('--vis', action='store_true',
                 help='also write <name>_vis.png before/after panels'),
             arg('--confidence', action='store_true',
-                help='also write <name>_conf.png (fine probability x 255)'),
+                help='also write <name>_conf.png (fine probability x 255; all 0 for a mask '
+                'returned unchanged, e.g. empty or smaller than test_cfg.area_thr)'),
             OVERWRITE,
         ])
 
@@ -38,11 +40,9 @@ def _outputs_exist(out_dir, stem, args) -> bool:
 
 
 def _refine_one(refiner, stem, img_path, mask_path, args):
-    from mmseg_refiner.apis import refine_mask
-    from mmseg_refiner.utils.io import (imread_checked, imwrite_atomic, maskread_checked,
-                                        maskwrite_atomic)
-    image = imread_checked(img_path)
-    coarse = maskread_checked(mask_path)
+    from mmseg_refiner.apis import read_pair, refine_mask
+    from mmseg_refiner.utils.io import imwrite_atomic, maskwrite_atomic
+    image, coarse = read_pair(img_path, mask_path)
     refined, conf = refine_mask(refiner, image, coarse, return_confidence=True,
                                 options=refine_options(args))
     maskwrite_atomic(refined, osp.join(args.out, f'{stem}.png'))

@@ -19,8 +19,9 @@ LABEL_MODES = ('L', 'P', 'I;16', 'I')
 def add_parser(subparsers) -> None:
     """Refine every class of each label map in PRED_DIR (single-channel PNGs of class indices)
     with the image of the same name in --img-dir. Classes are refined as binary masks and merged
-    by confidence; --ignore-index pixels are kept. Outputs keep name, bit depth and palette;
-    existing outputs are skipped, so a run resumes."""
+    by confidence; --ignore-index pixels are kept. Outputs keep name, bit depth and palette
+    (32-bit inputs are written as 16-bit PNGs); existing outputs are skipped, so a run
+    resumes."""
     add_refining_subcommand(
         subparsers, 'refine-semantic', run, help='refine semantic label maps (a folder of PNGs)',
         description=add_parser.__doc__, arguments=[
@@ -45,12 +46,18 @@ def read_label_map(path: str):
     if img.mode not in LABEL_MODES:
         raise InputError(f'label map {path} has mode {img.mode}; expected a single-channel '
                          f'image of class indices ({", ".join(LABEL_MODES)})')
-    return np.array(img), img
+    labels = np.array(img)
+    if img.mode == 'I' and labels.size and (labels.min() < 0 or labels.max() > 65535):
+        raise InputError(f'label map {path} (32-bit) has labels from {labels.min()} to '
+                         f'{labels.max()}; class indices must lie in [0, 65535]')
+    return labels, img
 
 
 def write_label_map(labels: np.ndarray, like: Image.Image, path: str) -> None:
-    """Write ``labels`` atomically with the mode (and palette) of the image ``like``."""
-    out = Image.fromarray(labels.astype(np.array(like).dtype))
+    """Write ``labels`` atomically with the mode (and palette) of the image ``like``; 32-bit
+    label maps (mode ``I``, which PNG cannot hold) are written as 16-bit PNGs."""
+    dtype = np.uint16 if like.mode == 'I' else np.array(like).dtype
+    out = Image.fromarray(labels.astype(dtype))
     if like.mode == 'P':
         out.putpalette(like.getpalette())  # 'L' -> 'P', values kept as palette indices
     with atomic_write(path, suffix='.png') as tmp:

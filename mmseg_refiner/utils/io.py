@@ -74,8 +74,7 @@ def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.nda
     if isinstance(image, (str, os.PathLike)):
         import mmcv
         path = str(image)
-        if not osp.isfile(path):
-            raise InputError(f'{name} file not found: {path}')
+        _check_not_empty_file(path, name)
         try:
             arr = mmcv.imread(path, flag='color', channel_order='bgr')
         except Exception as exc:  # mmcv/cv2 raise various types for corrupt files
@@ -97,13 +96,27 @@ def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.nda
     return np.ascontiguousarray(arr[..., :3])
 
 
+# Integer masks with at most this many distinct values are label maps (ids, VOC's 255 void).
+LABEL_MAP_MAX_VALUES = 32
+
+
+def _distinct_values(arr: np.ndarray) -> int:
+    if arr.dtype in (np.uint8, np.uint16):
+        return int(np.count_nonzero(np.bincount(arr.ravel(), minlength=1)))
+    return len(np.unique(arr))
+
+
 def _binarize(arr: np.ndarray, name: str) -> np.ndarray:
     """Foreground of a mask array, by a documented rule.
 
     * bool: as is;
     * two values or fewer (0/1, 0/255, 0/65535, 0/k): every non-zero pixel is foreground;
-    * graded masks (soft masks, more than two values): above half of the range, i.e.
-      ``> 0.5`` for floats in [0, 1], ``> 127`` for 8-bit, ``> 32767`` for 16-bit.
+    * label maps (integers with 0 among at most :data:`LABEL_MAP_MAX_VALUES` distinct
+      values: instance or class ids, VOC's 255 void): every non-zero pixel is foreground;
+    * soft masks (floats, or integers with more values): above half of the range, i.e.
+      ``> 0.5`` for floats in [0, 1], ``> 127`` for values up to 255, ``> 32767`` above.
+      An integer soft mask with no value above that midpoint is refused (it would come out
+      empty): it is neither binary nor 0-255.
     """
     if arr.dtype == bool:
         return arr
@@ -117,29 +130,77 @@ def _binarize(arr: np.ndarray, name: str) -> np.ndarray:
     vmax = arr.max() if arr.size else 0
     if not np.any((arr != 0) & (arr != vmax)):  # two values at most: 0 and vmax
         return arr > 0
-    if vmax <= 1:
+    if np.issubdtype(arr.dtype, np.floating) and vmax <= 1:
         return arr > 0.5
-    return arr > (32767 if vmax > 255 else 127)
+    integer = np.issubdtype(arr.dtype, np.integer)
+    values = _distinct_values(arr) if integer else None
+    if integer and arr.min() == 0 and values <= LABEL_MAP_MAX_VALUES:
+        return arr > 0
+    mid = 32767 if vmax > 255 else 127
+    if integer and vmax <= mid:
+        raise InputError(
+            f'{name} is neither binary nor a 0-255 soft mask: {values} values from '
+            f'{arr.min()} to {vmax}, none above the midpoint {mid}, so it would come out empty. '
+            'Save it as 0/255 (binary), or scale a soft mask to 0-255')
+    return arr > mid
+
+
+def _palette_indices(path: str):
+    """The index array of a palette (mode ``P``) PNG, else None: its colours are no labels."""
+    if not path.lower().endswith('.png'):
+        return None
+    try:
+        from PIL import Image
+        with Image.open(path) as img:
+            return np.asarray(img) if img.mode == 'P' else None
+    except Exception:  # not readable by PIL: mmcv reports the problem
+        return None
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation tag of an image file (1 = upright; 1 when absent or unreadable).
+
+    :func:`imread_checked` (as mmcv and mmdet's ``LoadImageFromFile``) returns the image
+    turned as this tag says; a mask drawn on the stored pixels then does not fit it.
+    """
+    try:
+        from PIL import Image
+        with Image.open(path) as img:
+            return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
+
+
+def _check_not_empty_file(path: str, name: str) -> None:
+    if not osp.isfile(path):
+        raise InputError(f'{name} file not found: {path}')
+    if osp.getsize(path) == 0:
+        raise InputError(f'{name} file {path} is empty (0 bytes)')
 
 
 def maskread_checked(mask: Union[str, np.ndarray], name: str = 'mask') -> np.ndarray:
     """Read a binary mask (file or array: bool, 0/1 or 0-255) as a bool HxW array.
 
-    Colour mask files are reduced to their maximum over channels (any non-black pixel is
-    foreground in palette/RGB exports).
+    Files: palette PNGs are read as their indices (index 0 = background, whatever its
+    colour); a 4-channel file whose alpha varies is a cut-out and its alpha is the mask;
+    other colour files are reduced to their maximum over channels (any non-black pixel is
+    foreground). Then the rule of :func:`_binarize` applies.
     """
     if isinstance(mask, (str, os.PathLike)):
         import mmcv
         path = str(mask)
-        if not osp.isfile(path):
-            raise InputError(f'{name} file not found: {path}')
-        try:
-            arr = mmcv.imread(path, flag='unchanged')
-        except Exception as exc:
-            raise InputError(f'{name} file {path} could not be decoded: {exc}') from exc
+        _check_not_empty_file(path, name)
+        arr = _palette_indices(path)
+        if arr is None:
+            try:
+                arr = mmcv.imread(path, flag='unchanged')
+            except Exception as exc:
+                raise InputError(f'{name} file {path} could not be decoded: {exc}') from exc
         if arr is None or arr.size == 0:
             raise InputError(f'{name} file {path} could not be decoded as an image')
-        if arr.ndim == 3:
+        if arr.ndim == 3 and arr.shape[2] == 4 and arr[..., 3].min() != arr[..., 3].max():
+            arr = arr[..., 3]  # a cut-out: the alpha channel holds the mask
+        elif arr.ndim == 3:
             arr = arr[..., :3].max(axis=2)
         return _binarize(arr, f'{name} file {path}')
     if not isinstance(mask, np.ndarray):

@@ -5,10 +5,14 @@
 * :func:`rle_encode`: compressed COCO RLE of a mask, JSON-ready.
 * :func:`decode_segmentation`: a COCO / LVIS ``segmentation`` (polygons, RLE, uncompressed RLE)
   as an (H, W) bool mask.
+* :func:`check_segmentation`: refuse a ``segmentation`` that pycocotools would decode wrongly
+  (from uninitialised memory), crash on, or run out of memory on.
 
 Masks are (H, W) arrays where non-zero is foreground (bool, 0/1, 0/255, float).
 """
-from typing import Optional, Tuple
+import math
+from numbers import Integral, Real
+from typing import List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -55,6 +59,9 @@ def decode_segmentation(segm, height: int, width: int, where: str = 'segmentatio
                         size_from: Optional[str] = None) -> np.ndarray:
     """(height, width) bool mask of a COCO / LVIS ``segmentation``.
 
+    Polygons are decoded as pycocotools does (use :func:`check_segmentation` first to refuse
+    empty, odd or far-away ones); RLE is checked as there.
+
     Args:
         segm (list | dict): Polygons (one object may have several), compressed RLE
             (``counts`` str/bytes) or uncompressed RLE (``counts`` list).
@@ -65,18 +72,137 @@ def decode_segmentation(segm, height: int, width: int, where: str = 'segmentatio
             e.g. ``'the annotation file'``.
 
     Raises:
-        InputError: ``segm`` is neither, or its RLE size differs from (height, width).
+        InputError: ``segm`` is neither, or its RLE size differs from (height, width), or its
+            runs do not add up to height * width.
     """
     if isinstance(segm, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
     elif isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
-        if list(segm['size']) != [height, width]:
-            source = f' in {size_from}' if size_from else ''
-            raise InputError(f'{where}: mask size {list(segm["size"])} (HxW) differs from the '
-                             f'image size [{height}, {width}]{source}')
+        _check_rle(segm, height, width, where, size_from)
         rle = mask_utils.frPyObjects(segm, height, width) \
             if isinstance(segm['counts'], list) else segm
     else:
         raise InputError(f'{where}: "segmentation" is neither RLE nor polygons '
                          f'(got {type(segm).__name__})')
     return mask_utils.decode(rle).astype(bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _rle_string_counts(counts, where: str) -> List[int]:
+    """The run lengths of a compressed COCO RLE string, read as pycocotools' ``rleFrString``
+    reads them (6 bits a character from '0', 5 of value and a continuation bit; runs from the
+    fourth on are stored as the difference to the run two before), but refusing what it reads
+    without a check: characters outside '0'..'o', a cut last run and negative runs."""
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode('ascii')
+        except UnicodeEncodeError:
+            raise InputError(f'{where}: RLE "counts" is not a COCO RLE string (non-ASCII '
+                             'characters)') from None
+    runs, value, k = [], 0, 0
+    for pos, char in enumerate(counts):
+        char -= 48
+        if not 0 <= char < 64:
+            raise InputError(f'{where}: RLE "counts" is not a COCO RLE string (character '
+                             f'{chr(char + 48)!r} at {pos})')
+        value |= (char & 0x1f) << (5 * k)
+        k += 1
+        if char & 0x20:
+            continue
+        if char & 0x10:
+            value -= 1 << (5 * k)
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise InputError(f'{where}: RLE "counts" decodes to a negative run length')
+        runs.append(value)
+        value = k = 0
+    if k:
+        raise InputError(f'{where}: RLE "counts" string is cut off (its last run is incomplete)')
+    return runs
+
+
+def check_segmentation(segm, height: int, width: int, where: str = 'segmentation',
+                       size_from: Optional[str] = None) -> None:
+    """Refuse a COCO / LVIS ``segmentation`` that is not a valid mask of a height x width image.
+
+    pycocotools checks little: an RLE whose runs do not add up to height * width is decoded
+    from uninitialised memory (or refused with a message naming nothing), an empty or odd
+    polygon raises IndexError or "input type is not supported", and a NaN or far-away
+    polygon vertex makes it allocate without bound. Rules:
+
+    * polygons: a non-empty list of parts, each a list of an even number (at least 6, three
+      x,y points) of finite numbers within one image size of the image (x in [-width,
+      2 * width], y in [-height, 2 * height]);
+    * RLE: ``size`` is [height, width]; ``counts`` is a list of non-negative integers
+      (uncompressed) or a COCO RLE string (compressed); the runs add up to height * width.
+
+    Args:
+        segm (list | dict): The ``segmentation``.
+        height (int): Image height.
+        width (int): Image width.
+        where (str): Names the annotation in error messages. Defaults to 'segmentation'.
+        size_from (str, optional): Where (height, width) came from, for the size error,
+            e.g. ``'the annotation file'``.
+
+    Raises:
+        InputError: The first problem found, after ``where``.
+    """
+    if isinstance(segm, list):
+        _check_polygons(segm, height, width, where)
+    elif isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
+        _check_rle(segm, height, width, where, size_from)
+    else:
+        raise InputError(f'{where}: "segmentation" is neither RLE nor polygons '
+                         f'(got {type(segm).__name__})')
+
+
+def _check_polygons(segm: list, height: int, width: int, where: str) -> None:
+    if not segm:
+        raise InputError(f'{where}: "segmentation" is an empty list (no polygon)')
+    for j, poly in enumerate(segm):
+        if not isinstance(poly, list):
+            raise InputError(f'{where}: polygon {j} is a {type(poly).__name__}, not a list of '
+                             'x,y coordinates')
+        if len(poly) < 6 or len(poly) % 2:
+            raise InputError(f'{where}: polygon {j} has {len(poly)} coordinates; a polygon needs '
+                             'an even number, at least 6 (three x,y points)')
+        for c, value in enumerate(poly):
+            if not isinstance(value, Real) or isinstance(value, bool) or \
+                    not math.isfinite(value):
+                raise InputError(f'{where}: polygon {j} coordinate {c} is {value!r}, not a '
+                                 'finite number')
+            size = width if c % 2 == 0 else height
+            if not -size <= value <= 2 * size:
+                raise InputError(f'{where}: polygon {j} {"xy"[c % 2]} coordinate {value} is '
+                                 f'more than an image size outside the {width}x{height} (WxH) '
+                                 'image')
+
+
+def _check_rle(segm: dict, height: int, width: int, where: str, size_from: Optional[str]) -> None:
+    size = segm['size']
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_is_int, size))):
+        raise InputError(f'{where}: RLE "size" must be [height, width], got {size!r}')
+    if list(size) != [height, width]:
+        source = f' in {size_from}' if size_from else ''
+        raise InputError(f'{where}: mask size {list(size)} (HxW) differs from the '
+                         f'image size [{height}, {width}]{source}')
+    counts = segm['counts']
+    if isinstance(counts, list):
+        for c, run in enumerate(counts):
+            if not _is_int(run) or run < 0:
+                raise InputError(f'{where}: uncompressed RLE "counts" must be non-negative '
+                                 f'integers, got {run!r} at {c}')
+        kind = 'uncompressed RLE'
+    elif isinstance(counts, (str, bytes)):
+        counts, kind = _rle_string_counts(counts, where), 'RLE'
+    else:
+        raise InputError(f'{where}: RLE "counts" must be a string or a list of integers, got '
+                         f'{type(counts).__name__}')
+    total = sum(counts)
+    if total != height * width:
+        raise InputError(f'{where}: {kind} counts sum to {total} but the size is '
+                         f'{height}x{width} (HxW, {height * width} pixels)')
