@@ -11,9 +11,9 @@ def add_parser(subparsers) -> None:
     """Refine IMAGE + MASK (or every same-named pair of two folders). Masks: 0 = background,
     any other value = foreground (0/1, 0/255, label maps of ids); soft masks with many values
     are cut at half range (>127); cut-out PNGs use their alpha. --out must be a folder of its
-    own (not one of the inputs). Existing outputs are skipped, so an interrupted run resumes. Other naming schemes pair with --image-pattern / --mask-pattern,
-    e.g. BIG / DIS: --image-pattern '{id}_im.jpg' --mask-pattern '{id}_seg.png'; outputs are
-    named <id>.png."""
+    own (not one of the inputs). Existing outputs are skipped, so an interrupted run resumes.
+    Other naming schemes pair with --image-pattern / --mask-pattern, e.g. BIG / DIS:
+    --image-pattern '{id}_im.jpg' --mask-pattern '{id}_seg.png'; outputs are named <id>.png."""
     add_refining_subcommand(
         subparsers, 'refine', run,
         help='refine binary masks of images (files or folders paired by name)',
