@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
                 help="coarse mask files, e.g. '{id}_seg.png' (default: any image file)"),
             arg('--vis', action='store_true',
                 help='also write <name>_vis.png before/after panels'),
-            arg('--confidence', action='store_true',
+            arg(
+                '--confidence', action='store_true',
                 help='also write <name>_conf.png (fine probability x 255; all 0 for a mask '
                 'returned unchanged, e.g. empty or smaller than test_cfg.area_thr)'),
             OVERWRITE,
