@@ -117,6 +117,84 @@ def test_speed_command_writes_reports(tmp_path):
     assert 'malloc: ' in text.splitlines()[0]  # what the allocator did is part of the figures
 
 
+SPEED = [
+    'benchmark', 'speed', '--no-peaks', '--modes', '--train-variants', '--iters', '1', '--sizes',
+    '32', '--batches', '1', '--device', 'cpu', '--threads', '1'
+]
+
+BAD_COUNTS = [
+    ('speed', '--sizes', ['0']),
+    ('speed', '--sizes', ['-32']),
+    ('speed', '--batches', ['0']),
+    ('speed', '--iters', ['0']),
+    ('speed', '--train-batch', ['0']),
+    ('speed', '--train-size', ['-8']),
+    ('speed', '--e2e-size', ['0', '0']),
+    ('speed', '--seed', ['-1']),
+    ('side-by-side', '--jobs', ['0']),
+    ('side-by-side', '--refines', ['0']),
+    ('side-by-side', '--e2e-size', ['32', '0']),
+    ('quality', '--limit', ['-1']),
+    ('quality', '--limit', ['0']),
+    ('quality', '--steps', ['0']),
+    ('data', '--samples', ['0']),
+    ('data', '--passes', ['x']),
+    ('data', '--iters', ['0']),
+]
+
+
+@pytest.mark.parametrize('part, flag, values', BAD_COUNTS)
+def test_counts_and_sizes_must_be_positive(part, flag, values, tmp_path, capsys):
+    """A count or size of 0 or less is a usage error naming the flag (exit 2), before any
+    work: no torch error from deep inside, no silent 'all' or 'one'."""
+    args = ['benchmark', part, '--out', str(tmp_path / 'out'), flag] + values
+    args += ['--root', str(tmp_path)] if part == 'quality' else []
+    with pytest.raises(SystemExit) as exc:
+        cli_main(args)
+    assert exc.value.code == 2
+    assert f'argument {flag}: expected an integer ' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('sub', ['', 'sub'])
+def test_out_that_is_a_file_is_refused_first(sub, tmp_path, capsys):
+    (tmp_path / 'f').write_text('x')
+    out = tmp_path / 'f' / sub if sub else tmp_path / 'f'
+    with pytest.raises(SystemExit) as exc:
+        cli_main(SPEED + ['--out', str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f'argument --out: {out}' in err and f'{tmp_path / "f"} is a file, not a folder' in err
+
+
+def test_sizes_and_modes_the_model_cannot_take_are_named_before_timing(tmp_path, capsys):
+    out = tmp_path / 'speed'
+    args = SPEED + ['--config', TINY_CONFIG, '--out', str(out)]
+    assert cli_main(args + ['--sizes', '32', '33']) == 1
+    assert '--sizes 33: crop_size must be a multiple of 2' in capsys.readouterr().err
+    assert cli_main(args + ['--train-variants', 'fp32', '--train-size', '31']) == 1
+    assert '--train-size 31: crop_size must be a multiple of 2' in capsys.readouterr().err
+    assert cli_main(args + ['--modes', 'instance', 'bogus']) == 1
+    assert "--modes bogus: mode must be one of ('auto'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_measuring_functions_refuse_empty_counts(tiny_refiner, dataset):
+    from mmseg_refiner.benchmark.side_by_side import side_by_side
+    with pytest.raises(ValueError, match='iters must be an integer >= 1, got 0'):
+        bm.unet_speed(tiny_refiner.backbone, sizes=(32, ), batches=(1, ), iters=0)
+    with pytest.raises(ValueError, match=r'batches must be integers >= 1, got \[1, 0\]'):
+        bm.unet_speed(tiny_refiner.backbone, sizes=(32, ), batches=(1, 0))
+    with pytest.raises(ValueError, match='image_size must be integers >= 1'):
+        bm.end_to_end_speed(tiny_refiner, image_size=(0, 0))
+    with pytest.raises(ValueError, match='iters must be an integer >= 1'):
+        bm.train_speed(tiny_refiner, batch=1, size=32, variants=('fp32', ), iters=0)
+    with pytest.raises(ValueError, match='jobs must be an integer >= 1'):
+        side_by_side(['default'], jobs=0, refines=1, size=(32, 32))
+    with pytest.raises(ValueError, match='limit must be an integer >= 1'):
+        bm.list_pairs(dataset, limit=-1)
+
+
 def test_peaks_and_shares():
     matmul = bm.matmul_rate(('fp32', ), n=64, iters=1)
     conv = bm.conv_rate(('fp32', 'bf16'), channels=8, size=16, iters=1)

@@ -77,3 +77,12 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
 def test_draws_follow_the_shares_with_one_each_at_least():
     assert bdata._draws([3, 3, 1100, 550], 48) == [1, 1, 32, 16]
     assert bdata._draws([10, 30], 8) == [2, 6]
+
+
+@pytest.mark.parametrize('flag', ['--samples', '--passes', '--iters'])
+def test_counts_are_checked_before_any_work(flag, tmp_path, capsys):
+    """``--iters 0`` used to end in a ZeroDivisionError after the whole data pass."""
+    with pytest.raises(SystemExit) as exc:
+        benchmark_main(['data', '--config', CAMPAIGN, '--out', str(tmp_path), flag, '0'])
+    assert exc.value.code == 2
+    assert f"argument {flag}: expected an integer >= 1, got '0'" in capsys.readouterr().err

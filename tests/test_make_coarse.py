@@ -86,3 +86,42 @@ def test_make_coarse_reports_bad_files_and_max_side(make_coarse, tmp_path, capsy
     assert '1 written' in out.out and '1 failed' in out.out and 'm1' in out.err
     assert _read(osp.join(root, 'coarse', 'm0.png')).shape == (80, 96)
     assert not osp.exists(osp.join(root, 'coarse', 'm1.png'))
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--max-side', '-5'], "argument --max-side: expected 0 (full size) or a side >= 16 px"),
+    (['--max-side', '1'], 'argument --max-side: expected 0'),
+    (['--iou-target', '0'], "argument --iou-target: expected a number in (0, 1], got '0'"),
+    (['--iou-target', '2'], 'argument --iou-target: expected a number in (0, 1]'),
+    (['--iou-min', '-0.1'], 'argument --iou-min: expected a number in [0, 1)'),
+    (['--iou-target', '0.5', '--iou-min', '0.9'], '--iou-min 0.9 must be below --iou-target 0.5'),
+    (['--iou-min', '0.8'], '--iou-min 0.8 must be below --iou-target 0.8'),
+    (['--workers', '0'], "argument --workers: expected an integer >= 1, got '0'"),
+    (['--seed', '-1'], 'argument --seed: expected an integer >= 0'),
+    (['--mode', 'nonsense'], "argument --mode: invalid choice: 'nonsense'"),
+    (['--out-dir', 'masks'], '--out-dir masks is also --mask-dir'),
+    (['--expanded-dir', 'coarse'], '--expanded-dir coarse is also --out-dir'),
+])
+def test_make_coarse_refuses_bad_flags_first(make_coarse, tmp_path, capsys, args, message):
+    root = _write_masks(str(tmp_path), n=1)
+    with pytest.raises(SystemExit) as exc:
+        make_coarse.main([root] + args)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert sorted(os.listdir(root)) == ['masks']
+
+
+def test_make_coarse_docstring_example_parses(make_coarse):
+    line = [s for s in make_coarse.__doc__.splitlines() if 'make_coarse.py' in s][-1]
+    args = make_coarse.parse_args(line.split()[2:])
+    got = (args.root, args.mask_dir, args.max_side, args.workers)
+    assert got == ('data/DIS5K/DIS-TR', 'gt', 1024, 2)
+
+
+def test_make_coarse_missing_inputs_are_one_line(make_coarse, tmp_path, capsys):
+    assert make_coarse.main([str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == \
+        f"make_coarse: error: image folder not found: {osp.join(str(tmp_path), 'masks')}"
+    root = _write_masks(str(tmp_path / 'r'), n=1)
+    assert make_coarse.main([root, '--split', 'nope.txt']) == 1
+    assert 'make_coarse: error: split file not found' in capsys.readouterr().err

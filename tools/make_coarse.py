@@ -12,7 +12,7 @@ generator seeded from (``--seed``, id), so results do not depend on order or ``-
 
 Example::
 
-    python tools/make_coarse.py data/DIS5K/DIS-TR --img-dir im --mask-dir gt --workers 2
+    python tools/make_coarse.py data/DIS5K/DIS-TR --mask-dir gt --max-side 1024 --workers 2
 """
 import argparse
 import multiprocessing as mp
@@ -24,12 +24,44 @@ from typing import List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from mmseg_refiner.datasets.coarse_synthesis import fill_outer_contours, synthesize_coarse
+from mmseg_refiner.cli.benchmark import _int_at_least
+from mmseg_refiner.cli.common import _arg_type
+from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, fill_outer_contours,
+                                                     synthesize_coarse)
 from mmseg_refiner.datasets.mask_folder import index_images, read_split
 from mmseg_refiner.inference.crops import crop_resize_mask
 from mmseg_refiner.utils.io import InputError, maskread_checked, maskwrite_atomic
 from mmseg_refiner.utils.rng import keyed_generator
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
+
+MIN_SIDE = 16  # smallest --max-side: the perturbation's kernels are 3-9 px
+
+
+def _float_in(low: float, high: float, low_open: bool, high_open: bool):
+    """str -> float in the interval; a ValueError names it and the text."""
+    span = f'{"(" if low_open else "["}{low:g}, {high:g}{")" if high_open else "]"}'
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float('nan')
+        if not (low < value if low_open else low <= value) or \
+                not (value < high if high_open else value <= high):
+            raise ValueError(f'expected a number in {span}, got {text!r}')
+        return value
+
+    return parse
+
+
+def _max_side(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value != 0 and value < MIN_SIDE:
+        raise ValueError(f'expected 0 (full size) or a side >= {MIN_SIDE} px, got {text!r}')
+    return value
 
 
 def parse_args(argv=None):
@@ -40,17 +72,39 @@ def parse_args(argv=None):
     p.add_argument('--out-dir', default='coarse', help='coarse masks folder under root')
     p.add_argument('--expanded-dir', default='coarse_expand',
                    help="'expanded' coarse masks folder under root ('' to skip them)")
-    p.add_argument('--iou-target', type=float, default=0.8,
-                   help='perturb until IoU < this (reference: 0.8)')
-    p.add_argument('--iou-min', type=float, default=0.0, help='reject rounds below this IoU')
-    p.add_argument('--mode', default='reference',
-                   help='reference | lowres | polygon | blur | holes_islands')
-    p.add_argument('--max-side', type=int, default=0,
-                   help='synthesize at most at this long side, then upsample (0: full size)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--iou-target', type=_arg_type(_float_in(0, 1, True, False), 'IoU'),
+                   default=0.8, help='perturb until IoU < this, in (0, 1] (reference: 0.8)')
+    p.add_argument(
+        '--iou-min', type=_arg_type(_float_in(0, 1, False, True), 'IoU'), default=0.0,
+        help='reject rounds below this IoU, in [0, 1), below --iou-target '
+        '(default: 0)')
+    p.add_argument(
+        '--mode', default='reference', choices=DEGRADATIONS,
+        help=f'coarse-mask recipe, one of {", ".join(DEGRADATIONS)} '
+        '(default: reference)')
+    p.add_argument(
+        '--max-side', type=_arg_type(_max_side, 'max_side'), default=0,
+        help='synthesize at most at this long side, then upsample (0: full size; '
+        f'else >= {MIN_SIDE})')
+    p.add_argument('--seed', type=_arg_type(_int_at_least(0), 'seed'), default=0,
+                   help='seed, >= 0 (default: 0)')
+    p.add_argument('--workers', type=_arg_type(_int_at_least(1), 'workers'), default=1,
+                   help='processes, >= 1 (default: 1)')
     p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.iou_min >= args.iou_target:
+        p.error(f'--iou-min {args.iou_min:g} must be below --iou-target {args.iou_target:g} '
+                '(masks land in [iou-min, iou-target))')
+    if not args.out_dir.strip():
+        p.error('--out-dir must name a folder under root')
+    folders = [('--mask-dir', args.mask_dir), ('--out-dir', args.out_dir)]
+    folders += [('--expanded-dir', args.expanded_dir)] if args.expanded_dir else []
+    for i, (flag, folder) in enumerate(folders):
+        for other, seen in folders[:i]:
+            if osp.normpath(folder) == osp.normpath(seen):
+                hint = " (--expanded-dir '' skips them)" if flag == '--expanded-dir' else ''
+                p.error(f'{flag} {folder} is also {other}: each needs its own folder{hint}')
+    return args
 
 
 def list_ids(root: str, mask_dir: str, split: Optional[str]) -> List[str]:
@@ -118,7 +172,11 @@ def run(args) -> dict:
 def main(argv=None):
     filter_stack_warnings()
     args = parse_args(argv)
-    counts = run(args)
+    try:
+        counts = run(args)
+    except InputError as exc:  # no masks folder, no split file: before any work
+        print(f'make_coarse: error: {exc}', file=sys.stderr)
+        return 1
     print(f"coarse masks: {counts['done']} written, {counts['skipped']} already there, "
           f"{counts['error']} failed")
     return 1 if counts['error'] else 0

@@ -154,12 +154,16 @@ def build_cfg(args) -> tuple:
         cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        from mmseg_refiner.utils.config import check_option_keys, runner_keys
+        check_option_keys(cfg, args.cfg_options, '--cfg-options', runner_keys())
         cfg.merge_from_dict(args.cfg_options)
     scope = init_scope(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        raise ValueError(f'work dir {cfg.work_dir} is a file; give a folder')
     cfg.load_from = args.checkpoint
     if args.refiner or args.refiner_checkpoint:
         add_refiner_hook(cfg, args)
@@ -188,7 +192,10 @@ def main(argv=None):
     from mmseg_refiner.utils.checkpoint import mmengine_safe_globals
     from mmseg_refiner.utils.hardware import setup_threads
     setup_threads(args.threads)
-    cfg, scope = build_cfg(args)
+    try:
+        cfg, scope = build_cfg(args)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        sys.exit(f'tools/test.py: error: {str(exc).strip(chr(34))}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults

@@ -83,14 +83,22 @@ def setup_amp(cfg: Config) -> None:
 
 def build_cfg(args) -> Config:
     """Config from file + command line (work dir, resume, amp, launcher)."""
+    from mmseg_refiner.utils.config import check_option_keys, runner_keys
     cfg = Config.fromfile(args.config)
+    if 'train_dataloader' not in cfg:
+        raise ValueError(f'{args.config} has no train_dataloader: give a training config (e.g. '
+                         'configs/segrefiner/segrefiner_small_folder.py); a model-only config '
+                         'serves init_refiner and --refiner')
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_option_keys(cfg, args.cfg_options, '--cfg-options', runner_keys())
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        raise ValueError(f'work dir {cfg.work_dir} is a file; give a folder')
     if args.amp:
         setup_amp(cfg)
     if args.resume == 'auto':
@@ -114,6 +122,20 @@ def setup_threads_or_exit(threads) -> None:
         sys.exit(2)
 
 
+def check_start(cfg: Config, trust: bool) -> None:
+    """A ``load_from`` / ``--resume`` checkpoint checked against the config's model before
+    the Runner starts (:func:`mmseg_refiner.utils.checkpoint.check_training_start`)."""
+    if not cfg.get('load_from') and not cfg.get('resume'):
+        return
+    from mmengine.registry import DefaultScope
+
+    from mmseg_refiner.registry import MODELS
+    from mmseg_refiner.utils.checkpoint import check_training_start
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg_refiner')):
+        model = MODELS.build(cfg.model)
+    check_training_start(model, cfg.get('load_from'), cfg.get('resume'), cfg.work_dir, trust)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     pin_run_device('tools/train.py', argv)  # before torch / mmengine pick a device
@@ -125,7 +147,11 @@ def main(argv=None):
     from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
     from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
     filter_stack_warnings()
-    cfg = build_cfg(args)
+    try:
+        cfg = build_cfg(args)
+        check_start(cfg, args.trust_checkpoint)
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # UnsafeCheckpointError too
+        sys.exit(f'tools/train.py: error: {str(exc).strip(chr(34))}')
     if args.trust_checkpoint:  # mmengine calls torch.load without weights_only: torch's switch
         os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
     try:

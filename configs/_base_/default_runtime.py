@@ -18,8 +18,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # 'atomic_local' (mmseg_refiner.engine): a checkpoint file appears only once complete.
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=checkpoint_interval,
-                    max_keep_ckpts=3, save_best=best_metric, rule='greater'),
+                    max_keep_ckpts=3, save_best=best_metric, rule='greater',
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

@@ -62,6 +62,7 @@ def merge_cfg_options(cfg: Config, cfg_options: Optional[dict]) -> Config:
     """
     if not cfg_options:
         return cfg
+    from mmseg_refiner.utils.config import check_option_keys
     model_keys = _model_keys(cfg.model)
     merged, relative = {}, []
     for key, value in cfg_options.items():
@@ -70,6 +71,7 @@ def merge_cfg_options(cfg: Config, cfg_options: Optional[dict]) -> Config:
             relative.append(key)
             key = f'model.{key}'
         merged[key] = value
+    check_option_keys(cfg, merged, 'refiner cfg_options')
     if relative:
         warnings.warn(
             f'init_refiner: cfg_options keys relative to `model` ({", ".join(relative)}) are '
@@ -113,6 +115,14 @@ def _load_into(model: torch.nn.Module, state: dict, path: str) -> None:
                        f'{len(result.missing_keys)} missing keys [{_head(result.missing_keys)}], '
                        f'{len(result.unexpected_keys)} unexpected keys '
                        f'[{_head(result.unexpected_keys)}]')
+    broken = [
+        k for k, v in state.items()
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if broken:
+        raise ValueError(f'checkpoint {path} has NaN or infinite values in {len(broken)} '
+                         f'tensor(s) [{_head(broken)}] (saved from a diverged training run?): '
+                         'a refiner with them leaves every mask unchanged')
 
 
 def load_refiner_weights(model: torch.nn.Module, path: str, trust: bool = False) -> None:
@@ -165,6 +175,12 @@ def init_refiner(config=None, checkpoint: Optional[str] = None, device: str = 'a
     cfg = merge_cfg_options(_full_cfg(config), cfg_options)
     with DefaultScope.overwrite_default_scope('mmseg_refiner'):
         model = MODELS.build(cfg.model)
+    from mmseg_refiner.models.refiner import DiffusionRefiner
+    if not isinstance(model, DiffusionRefiner):
+        source = config if isinstance(config, str) else 'the config'
+        raise ValueError(f'{source} builds a {type(model).__name__}, not a refiner: give a '
+                         'refiner config (model type DiffusionRefiner), e.g. '
+                         'configs/segrefiner/segrefiner_lr.py')
     if checkpoint is None:
         warnings.warn('init_refiner: no checkpoint given, the refiner has random weights')
     elif state is None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.benchmark.coarse import (COARSE_KINDS, LOWRES_FACTOR, PERTURB_IOU, POLYGON_EPS,
                                             make_coarse)
-from mmseg_refiner.benchmark.timing import UNetCallCounter
+from mmseg_refiner.benchmark.timing import UNetCallCounter, check_positive
 from mmseg_refiner.benchmark.variants import DEFAULT_VARIANT, Variant, unique_variants
 from mmseg_refiner.evaluation import METRIC_NAMES as METRICS
 from mmseg_refiner.evaluation import score_masks, summarize
@@ -39,9 +39,11 @@ def list_pairs(root: str, split: Optional[str] = None,
     Args:
         root (str): Dataset folder.
         split (str, optional): File of ids, one a line (a path, or a name inside ``root``).
-        limit (int, optional): Keep the first ``limit`` ids.
+        limit (int, optional): Keep the first ``limit`` (>= 1) ids; None: all.
     """
     from mmseg_refiner.cli.common import pair_files
+    if limit is not None:
+        check_positive(limit=limit)  # None: all ids
     img_dir, mask_dir = osp.join(root, 'images'), osp.join(root, 'masks')
     for d in (img_dir, mask_dir):
         if not osp.isdir(d):
@@ -58,7 +60,7 @@ def list_pairs(root: str, split: Optional[str] = None,
         if no_image:
             raise InputError(f'{len(no_image)} ids of {path} have no image in {img_dir}, '
                              f'e.g. {no_image[:5]}')
-    ids = ids[:limit] if limit else ids
+    ids = ids if limit is None else ids[:limit]
     no_mask = [osp.join(mask_dir, f'{i}.png') for i in ids if i not in found]
     if no_mask:
         raise InputError(f'{len(no_mask)} masks are missing, e.g. {no_mask[:3]}')

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmseg_refiner.benchmark.timing import check_positive
 from mmseg_refiner.utils.hardware import OPENMP_SETTINGS, OPENMP_USER_KEYS
 
 
@@ -90,6 +91,8 @@ def side_by_side(settings: Sequence[str] = OPENMP_SETTINGS, jobs: int = 2,
         **job_args: :func:`job_command`'s arguments (config, checkpoint, refines, size, ...).
     """
     parsed = [(s, parse_setting(s)) for s in settings]  # bad settings fail before any work
+    check_positive(jobs=jobs, refines=job_args.get('refines', 1),
+                   size=list(job_args.get('size', (1, 1))))
     cmd, rows = job_command(**job_args), []
     for name, setting in parsed:
         env = _environment(setting)
@@ -119,13 +122,14 @@ def markdown(rows: List[dict], header: str, refines: int) -> str:
 
 def job_main(argv: Optional[Sequence[str]] = None) -> int:
     """One job: load, warm up, time ``--refines`` refinements; print a JSON line."""
+    from mmseg_refiner.cli.benchmark import POSITIVE
     p = argparse.ArgumentParser(description='one side-by-side benchmark job')
     p.add_argument('--config')
     p.add_argument('--checkpoint')
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int)
-    p.add_argument('--refines', type=int, default=3)
-    p.add_argument('--size', type=int, nargs=2, default=[480, 854])
+    p.add_argument('--threads', type=POSITIVE)
+    p.add_argument('--refines', type=POSITIVE, default=3)
+    p.add_argument('--size', type=POSITIVE, nargs=2, default=[480, 854])
     args = p.parse_args(argv)
     start = time.perf_counter()
 

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from mmseg_refiner.benchmark.coarse import make_coarse
-from mmseg_refiner.benchmark.timing import UNetCallCounter, count_flops, peak_memory_mb, time_call
+from mmseg_refiner.benchmark.timing import (UNetCallCounter, check_positive, count_flops,
+                                            peak_memory_mb, time_call)
 
 # U-Net variants: (autocast dtype, channels_last, torch.compile)
 UNET_VARIANTS = {
@@ -133,7 +134,8 @@ def unet_speed(backbone: torch.nn.Module, sizes: Sequence[int] = (256, 384),
     unknown = [d for d in dtypes if d not in UNET_VARIANTS]
     if unknown:
         raise ValueError(f'unknown U-Net variants {unknown}; choose from {list(UNET_VARIANTS)}')
-    device, rows, iters = next(backbone.parameters()).device, [], max(1, iters)
+    check_positive(sizes=list(sizes), batches=list(batches), iters=iters)
+    device, rows = next(backbone.parameters()).device, []
     was_cl = getattr(backbone, 'channels_last', False)
     compiled = _Compiled(backbone) if 'compiled' in dtypes else None
     for size in sizes:
@@ -209,8 +211,9 @@ def end_to_end_speed(refiner, modes: Sequence[str] = ('instance', 'global', 'hr'
         e2e_ratio (ms / calls_x_unet_ms), peak memory.
     """
     from mmseg_refiner.apis import refine_mask
+    check_positive(image_size=list(image_size), iters=iters)
     image, coarse = synthetic_sample(*image_size, seed=seed)
-    device, iters, rows = next(refiner.parameters()).device, max(1, iters), []
+    device, rows = next(refiner.parameters()).device, []
     for mode in modes:
 
         def run():

@@ -1,10 +1,22 @@
 """Timing, FLOP counting and memory helpers of the benchmark."""
+import numbers
 import resource
 import statistics
 import time
 from typing import Callable, Dict
 
 import torch
+
+
+def check_positive(**counts) -> None:
+    """Raise a ValueError naming the first of ``counts`` (name=value, or a list of values)
+    that is not an integer >= 1: a count or size of 0 or less measures nothing."""
+    for name, value in counts.items():
+        many = isinstance(value, (list, tuple))
+        for v in value if many else [value]:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                what = 'integers' if many else 'an integer'
+                raise ValueError(f'{name} must be {what} >= 1, got {value!r}')
 
 
 class UNetCallCounter:

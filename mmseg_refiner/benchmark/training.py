@@ -3,7 +3,7 @@ from typing import List, Sequence
 
 import torch
 
-from mmseg_refiner.benchmark.timing import peak_memory_mb, time_call
+from mmseg_refiner.benchmark.timing import check_positive, peak_memory_mb, time_call
 
 # training variants: (optimizer wrapper, channels_last)
 TRAIN_VARIANTS = {
@@ -52,6 +52,7 @@ def train_speed(refiner, batch: int = 8, size: int = 128,
     if unknown:
         raise ValueError(f'unknown training variants {unknown}; choose from '
                          f'{list(TRAIN_VARIANTS)}')
+    check_positive(batch=batch, size=size, iters=iters)
     device = next(refiner.parameters()).device
     inputs, samples = _random_batch(batch, size, device, seed)
     refiner.train()

@@ -10,6 +10,8 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
+from mmseg_refiner.cli.common import _arg_type
+
 # Choices, spelled out so that building the parser imports neither torch nor the benchmark
 # (tests check they match mmseg_refiner.benchmark's UNET_VARIANTS, TRAIN_VARIANTS, ...).
 UNET_VARIANT_NAMES = ('fp32', 'fp32_cl', 'bf16', 'bf16_cl', 'compiled')
@@ -19,6 +21,43 @@ DEFAULT_VARIANT = 'guarded'
 DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory), quality '
                '(coarse vs refined on a folder of image/mask pairs), side-by-side jobs '
                '(OpenMP waiting settings) of a refiner, and the training data pipeline.')
+
+
+# ---------------------------------------------------------------------- argument types
+def _int_at_least(low: int, high: Optional[int] = None):
+    """str -> int in [low, high]; a ValueError names the range and the text."""
+    span = f'>= {low}' if high is None else f'in [{low}, {high}]'
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f'expected an integer {span}, got {text!r}') from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f'expected an integer {span}, got {text!r}')
+        return value
+
+    return parse
+
+
+def _out_folder(text: str) -> str:
+    """The output folder: missing (made later) or a folder; not a file, nor under one."""
+    if not text.strip():
+        raise ValueError('expected a folder, got an empty path')
+    if osp.exists(text) and not osp.isdir(text):
+        raise ValueError(f'{text} is a file, not a folder')
+    parent = osp.dirname(osp.abspath(text))
+    while parent and not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if parent and not osp.isdir(parent):
+        raise ValueError(f'{text}: {parent} is a file, not a folder')
+    return text
+
+
+# counts and sizes: 0 or less means nothing to measure (or a crash deep in torch / cv2)
+POSITIVE = _arg_type(_int_at_least(1), 'positive integer')
+SEED = _arg_type(_int_at_least(0, 2**32 - 1), 'seed')
+OUT_FOLDER = _arg_type(_out_folder, 'folder')
 
 
 def _common_args(parser, trained: bool = True) -> None:
@@ -32,13 +71,18 @@ def _common_args(parser, trained: bool = True) -> None:
         parser.add_argument('--config', help='training config whose train_dataloader is timed '
                             '(required)')
     add_runtime_args(parser)
-    parser.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
-    parser.add_argument('--out', required=True, help='output folder (JSON, Markdown, PNG)')
+    parser.add_argument('--seed', type=SEED, default=0, help='seed (default: 0)')
+    parser.add_argument('--out', required=True, type=OUT_FOLDER,
+                        help='output folder (JSON, Markdown, PNG)')
 
 
 def _speed_args(speed) -> None:
-    speed.add_argument('--sizes', type=int, nargs='+', default=[256, 384])
-    speed.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    speed.add_argument(
+        '--sizes', type=POSITIVE, nargs='+', default=[256, 384],
+        help='square U-Net input sizes: crop sizes the model takes '
+        '(default: 256 384)')
+    speed.add_argument('--batches', type=POSITIVE, nargs='+', default=[1, 8],
+                       help='U-Net batch sizes (default: 1 8)')
     speed.add_argument(
         '--dtypes', nargs='+', default=['fp32', 'bf16', 'bf16_cl'],
         choices=list(UNET_VARIANT_NAMES), metavar='VARIANT',
@@ -46,16 +90,19 @@ def _speed_args(speed) -> None:
         'bf16_cl; --compile adds compiled)')
     speed.add_argument('--compile', action='store_true',
                        help='also time the torch.compile\'d U-Net (slow to build)')
-    speed.add_argument('--iters', type=int, default=3, help='timed runs, median (default: 3)')
+    speed.add_argument('--iters', type=POSITIVE, default=3, help='timed runs, median (default: 3)')
     speed.add_argument('--no-peaks', action='store_true', help='skip the matmul/conv peaks')
     speed.add_argument('--modes', nargs='*', default=['instance', 'global', 'hr'],
                        help='end-to-end modes (none: skip end to end)')
-    speed.add_argument('--e2e-size', type=int, nargs=2, default=[480, 854], metavar=('H', 'W'))
+    speed.add_argument('--e2e-size', type=POSITIVE, nargs=2, default=[480, 854],
+                       metavar=('H', 'W'), help='end-to-end image size (default: 480 854)')
     speed.add_argument('--train-variants', nargs='*', default=['fp32', 'bf16', 'bf16_cl'],
                        choices=list(TRAIN_VARIANT_NAMES), metavar='VARIANT',
                        help=f'training steps to time, of {list(TRAIN_VARIANT_NAMES)} (none: skip)')
-    speed.add_argument('--train-batch', type=int, default=8)
-    speed.add_argument('--train-size', type=int, default=128)
+    speed.add_argument('--train-batch', type=POSITIVE, default=8,
+                       help='training batch size (default: 8)')
+    speed.add_argument('--train-size', type=POSITIVE, default=128,
+                       help='training window size: a crop size the model takes (default: 128)')
 
 
 def _quality_args(quality) -> None:
@@ -64,8 +111,9 @@ def _quality_args(quality) -> None:
     quality.add_argument('--split', help='file of ids (a path or a name inside --root)')
     quality.add_argument('--kinds', nargs='+', default=list(COARSE_KIND_NAMES),
                          choices=COARSE_KIND_NAMES)
-    quality.add_argument('--limit', type=int, help='first N ids only')
-    quality.add_argument('--steps', type=int, nargs='+',
+    quality.add_argument('--limit', type=POSITIVE, metavar='N',
+                         help='first N ids only (default: all)')
+    quality.add_argument('--steps', type=POSITIVE, nargs='+',
                          help='reverse step counts to sweep (default: all T steps)')
     quality.add_argument(
         '--variants', nargs='+', default=[DEFAULT_VARIANT], metavar='VARIANT',
@@ -92,22 +140,23 @@ def _side_by_side_args(parser) -> None:
         '--settings', nargs='+', default=list(OPENMP_SETTINGS), metavar='SETTING',
         help='OpenMP environments to compare: default (none set) or KEY=VALUE[,KEY=VALUE] '
         f'(default: {" ".join(OPENMP_SETTINGS)})')
-    parser.add_argument('--jobs', type=int, default=2, help='jobs per group (default: 2)')
-    parser.add_argument('--refines', type=int, default=3,
+    parser.add_argument('--jobs', type=POSITIVE, default=2, help='jobs per group (default: 2)')
+    parser.add_argument('--refines', type=POSITIVE, default=3,
                         help='timed refinements per job, after one warm-up (default: 3)')
-    parser.add_argument('--e2e-size', type=int, nargs=2, default=[480, 854], metavar=('H', 'W'))
+    parser.add_argument('--e2e-size', type=POSITIVE, nargs=2, default=[480, 854],
+                        metavar=('H', 'W'), help='image size (default: 480 854)')
 
 
 def _data_args(parser) -> None:
     parser.add_argument(
-        '--samples', type=int, default=48,
+        '--samples', type=POSITIVE, default=48,
         help='samples per pass, drawn from the parts by their shares '
         '(default: 48)')
     parser.add_argument(
-        '--passes', type=int, default=2,
+        '--passes', type=POSITIVE, default=2,
         help='passes over the same samples: 1 decodes, 2 also reads the '
         'decoded-image cache (default: 2)')
-    parser.add_argument('--iters', type=int, default=3,
+    parser.add_argument('--iters', type=POSITIVE, default=3,
                         help='timed training steps, median (default: 3)')
     parser.add_argument(
         '--no-step', action='store_true',
@@ -140,12 +189,32 @@ def _build_refiner(args):
     return build_refiner(args)  # sets the threads first
 
 
+def _check_speed_args(refiner, args) -> None:
+    """Before any timing: ``--modes`` must be refine modes, ``--sizes`` and ``--train-size``
+    (when training is timed) crop sizes the model takes (a multiple of its U-Net's
+    downsampling)."""
+    from mmseg_refiner.apis import RefineOptions, check_options
+    for mode in args.modes:
+        try:
+            RefineOptions.check('mode', mode)
+        except ValueError as exc:
+            raise ValueError(f'--modes {mode}: {exc}') from None
+    flags = [('--sizes', s) for s in args.sizes]
+    flags += [('--train-size', args.train_size)] if args.train_variants else []
+    for flag, size in flags:
+        try:
+            check_options(refiner, crop_size=size)
+        except ValueError as exc:
+            raise ValueError(f'{flag} {size}: {exc}') from None
+
+
 def run_speed(args) -> int:
     """Measure everything of ``speed`` in this one process; write speed.json / speed.md."""
     import torch
 
     from mmseg_refiner.benchmark import report, speed, training
     refiner = _build_refiner(args)
+    _check_speed_args(refiner, args)
     device = str(refiner.data_preprocessor.mean.device)
     torch.manual_seed(args.seed)
     matmul, conv = {}, {}

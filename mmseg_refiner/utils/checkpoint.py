@@ -17,7 +17,7 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import Callable, Iterator, List, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 TRUST_HINT = ('init_refiner(..., trust_checkpoint=True) in Python or --trust-checkpoint on the '
               'command line')
@@ -136,3 +136,63 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location='cpu', trust: bo
             'a tensor, container, numpy array/scalar or mmengine HistoryBuffer. Fully '
             'unpickling it can run arbitrary code from the file. If you trust its source, '
             f'load it with {TRUST_HINT}.') from None
+
+
+def check_training_start(model, load_from: Optional[str], resume, work_dir: str,
+                         trust: bool = False) -> None:
+    """Refuse, before a training run starts, a checkpoint that mmengine would fail on deep
+    inside (truncated, not a checkpoint, no training state to resume) or load nothing from
+    (another model: mmengine's ``load_from`` is not strict and would train from scratch).
+
+    Args:
+        model (nn.Module): The model to be trained (not wrapped).
+        load_from (str, optional): ``cfg.load_from`` (with ``resume``: the file to resume).
+        resume (bool): ``cfg.resume``; without ``load_from`` the newest checkpoint of
+            ``work_dir`` is resumed (none: a fresh start, nothing to check).
+        work_dir (str): The run's work dir.
+        trust (bool): Unpickle fully (``--trust-checkpoint``). Defaults to False.
+
+    Raises:
+        ValueError: Naming the file and the problem.
+        UnsafeCheckpointError: As :func:`load_checkpoint`.
+    """
+    import copy
+
+    path = load_from
+    if resume and path is None:
+        from mmengine.runner import find_latest_checkpoint
+        path = find_latest_checkpoint(work_dir)
+    if not path:
+        return
+    what = f'--resume {path}' if resume else f'load_from {path}'
+    if not osp.isfile(path):
+        raise ValueError(f'{what}: file not found')
+    try:
+        ckpt = load_checkpoint(path, trust=trust)
+    except UnsafeCheckpointError:
+        raise
+    except Exception as exc:  # truncated zip, 0 bytes, text, pickle errors ...
+        raise ValueError(f'{what}: not a readable checkpoint: truncated, or not a file that '
+                         f'torch.save wrote ({type(exc).__name__})') from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{what}: not a checkpoint (it holds a {type(ckpt).__name__})')
+    meta = ckpt.get('meta')
+    if resume and not ('optimizer' in ckpt and isinstance(meta, dict) and 'iter' in meta):
+        raise ValueError(f'{what}: not a training checkpoint (no optimizer state or iteration: '
+                         'weights only, e.g. exported or released); to start from its weights, '
+                         f'pass --cfg-options load_from={path} instead of --resume')
+    state = ckpt.get('state_dict', ckpt)
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    scratch = copy.deepcopy(model)
+    try:
+        result = scratch.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # torch lists every tensor of the wrong shape
+        lines = [line.strip() for line in str(exc).splitlines() if 'size mismatch' in line]
+        raise ValueError(f'{what}: {len(lines)} tensor(s) do not fit this model ('
+                         f'{lines[0] if lines else exc}): a checkpoint of another model '
+                         'config?') from None
+    expected = len(scratch.state_dict())
+    if len(result.missing_keys) >= expected:
+        raise ValueError(f'{what}: none of its {len(state)} tensors belongs to this model '
+                         f'(its keys start {", ".join(list(state)[:3])}): a checkpoint of '
+                         'another model?')
