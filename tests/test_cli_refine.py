@@ -127,7 +127,7 @@ def test_out_that_holds_the_inputs_is_refused_before_any_work(tmp_path, folders,
     a_file = tmp_path / 'a_file'
     a_file.write_text('x')
     assert main(['refine', str(img_dir), str(mask_dir), '--out', str(a_file)]) == 1
-    assert f'--out {a_file} is a file' in capsys.readouterr().err
+    assert f'--out {a_file} is a file, not a folder' in capsys.readouterr().err
 
 
 def test_folder_inputs_that_cannot_pair_are_named(tmp_path, folders, capsys):

@@ -42,16 +42,8 @@ def _int_at_least(low: int, high: Optional[int] = None):
 
 def _out_folder(text: str) -> str:
     """The output folder: missing (made later) or a folder; not a file, nor under one."""
-    if not text.strip():
-        raise ValueError('expected a folder, got an empty path')
-    if osp.exists(text) and not osp.isdir(text):
-        raise ValueError(f'{text} is a file, not a folder')
-    parent = osp.dirname(osp.abspath(text))
-    while parent and not osp.exists(parent):
-        parent = osp.dirname(parent)
-    if parent and not osp.isdir(parent):
-        raise ValueError(f'{text}: {parent} is a file, not a folder')
-    return text
+    from mmseg_refiner.utils.io import check_output_dir
+    return check_output_dir(text)  # InputError is a ValueError: argparse reports it
 
 
 # counts and sizes: 0 or less means nothing to measure (or a crash deep in torch / cv2)

@@ -346,8 +346,8 @@ def check_output_folder(out: str, inputs: Sequence[str]) -> None:
     Raises:
         InputError: Naming the folder and the problem.
     """
-    if osp.exists(out) and not osp.isdir(out):
-        raise InputError(f'--out {out} is a file; give a folder')
+    from mmseg_refiner.utils.io import check_output_dir
+    check_output_dir(out, '--out')
     real = osp.realpath(out)
     for path in inputs:
         if osp.dirname(osp.realpath(path)) == real:

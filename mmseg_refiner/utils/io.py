@@ -57,12 +57,28 @@ def check_output_file(path: str, what: str = 'output') -> str:
     """
     if osp.isdir(path):
         raise InputError(f'{what} {path} is a folder; give a file name')
+    _check_parent_folders(path, f'{what} ')
+    return path
+
+
+def check_output_dir(path: str, what: str = '') -> str:
+    """Refuse, before any work, an output folder that cannot be made: empty, an existing file,
+    or under a file. ``what`` (e.g. ``'--out'``) goes before the path in the message."""
+    shown = f'{what} ' if what else ''
+    if not path.strip():
+        raise InputError(f'{shown}expected a folder, got an empty path')
+    if osp.exists(path) and not osp.isdir(path):
+        raise InputError(f'{shown}{path} is a file, not a folder')
+    _check_parent_folders(path, shown)
+    return path
+
+
+def _check_parent_folders(path: str, shown: str) -> None:
     parent = osp.dirname(osp.abspath(path))
     while parent and not osp.exists(parent):
         parent = osp.dirname(parent)
     if parent and not osp.isdir(parent):
-        raise InputError(f'{what} {path}: {parent} is a file, not a folder')
-    return path
+        raise InputError(f'{shown}{path}: {parent} is a file, not a folder')
 
 
 def imread_checked(image: Union[str, np.ndarray], name: str = 'image') -> np.ndarray:
