@@ -11,6 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmseg_refiner.apis.builder import DEFAULT_CHECKPOINT
+
 from conftest import REPO_ROOT, TINY_CONFIG
 from test_refiner_hook import TINY_MODELS, save_noisy_refiner, write_tiny_data
 
@@ -96,7 +98,7 @@ def test_tools_test_adds_hook_and_import(tmp_path):
     module = _test_script_module()
     args = module.parse_args([
         osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth', '--refiner', TINY_CONFIG,
-        '--refiner-steps', '2'
+        '--refiner-checkpoint', DEFAULT_CHECKPOINT, '--refiner-steps', '2'
     ])
     cfg, scope = module.build_cfg(args)
     assert scope == 'mmseg' and cfg.load_from == 'x.pth'
@@ -111,10 +113,10 @@ def test_tools_test_refiner_options_device_and_cfg_options():
     module = _test_script_module()
     args = module.parse_args([
         osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth', '--refiner', TINY_CONFIG,
-        '--refiner-preset', 'reference', '--stop-thr', '0.1', '--refiner-stop-criterion', 'change',
-        '--refiner-no-guard', '--refiner-device', 'cpu', '--threads', '1', '--refiner-cfg-options',
-        'model.test_cfg.hr_size=99', '--cfg-options', 'randomness.seed=3',
-        '--refiner-trust-checkpoint'
+        '--refiner-checkpoint', DEFAULT_CHECKPOINT, '--refiner-preset', 'reference', '--stop-thr',
+        '0.1', '--refiner-stop-criterion', 'change', '--refiner-no-guard', '--refiner-device',
+        'cpu', '--threads', '1', '--refiner-cfg-options', 'model.test_cfg.hr_size=99',
+        '--cfg-options', 'randomness.seed=3', '--refiner-trust-checkpoint'
     ])
     cfg, _ = module.build_cfg(args)
     hook = cfg.custom_hooks[-1]
@@ -141,6 +143,14 @@ def test_tools_test_bad_refiner_flags_exit_with_status_2(argv, message, capsys):
             [osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth', '--refiner', TINY_CONFIG] + argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_tools_test_refiner_without_weights_is_refused():
+    module = _test_script_module()
+    args = module.parse_args(
+        [osp.join(TINY_MODELS, 'fast-scnn_64px.py'), 'x.pth', '--refiner', TINY_CONFIG])
+    with pytest.raises(ValueError, match=f'--refiner {TINY_CONFIG} needs --refiner-checkpoint'):
+        module.build_cfg(args)
 
 
 def test_tools_test_device_that_does_not_exist_exits_2(tmp_path):

@@ -165,6 +165,10 @@ def build_cfg(args) -> tuple:
     if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
         raise ValueError(f'work dir {cfg.work_dir} is a file; give a folder')
     cfg.load_from = args.checkpoint
+    if args.refiner and not args.refiner_checkpoint:
+        raise ValueError(f'--refiner {args.refiner} needs --refiner-checkpoint: without weights '
+                         'the refiner is random and the scores meaningless (--refiner-checkpoint '
+                         'alone uses the config stored in the checkpoint)')
     if args.refiner or args.refiner_checkpoint:
         add_refiner_hook(cfg, args)
     if args.show or args.show_dir:
