@@ -145,6 +145,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmseg_refiner.utils.checkpoint import mmengine_safe_globals, refused_global
+    from mmseg_refiner.utils.io import InputError
     from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
     filter_stack_warnings()
     try:
@@ -159,6 +160,9 @@ def main(argv=None):
             runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
             filter_stack_warnings(runner.logger)
             runner.train()
+    except InputError as exc:  # a bad image / mask file met while training (a worker's too)
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        sys.exit(f'tools/train.py: error: {lines[-1].split("InputError: ")[-1]}')
     except pickle.UnpicklingError as exc:
         name = refused_global(exc)
         if name is None:
