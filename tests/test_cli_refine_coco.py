@@ -360,3 +360,21 @@ def test_refine_semantic_32_bit_label_maps(files, tmp_path, capsys):
     assert main(args + ['--overwrite']) == 1
     assert 'has labels from 0 to 70000; class indices must lie in [0, 65535]' in \
         capsys.readouterr().err
+
+
+def test_refine_coco_image_errors_name_the_image_and_bad_options_come_first(
+        files, tmp_path, capsys):
+    import shutil
+    _write_results(tmp_path / 'res.json')
+    img_dir = tmp_path / 'img'
+    shutil.copytree(files['img'], img_dir)
+    first = sorted(img_dir.iterdir())[0]
+    first.write_bytes(b'')  # image 0's file is empty
+    args = _args(files, tmp_path / 'res.json', tmp_path / 'out.json')
+    args[args.index('--img-dir') + 1] = str(img_dir)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"image_id 0 of {files['ann']}: image file {first} is empty (0 bytes)" in err, err
+    assert main(_args(files, tmp_path / 'res.json', tmp_path / 'o2.json', '--steps', '9')) == 1
+    err = capsys.readouterr().err
+    assert err.count('steps must be in [1, 6], got 9') == 1, err

@@ -284,13 +284,18 @@ def run(args) -> int:
 def _refine_images(args, todo, images, results, records, cache_path, settings) -> None:
     """Refine image by image; the cache is rewritten (header + valid records), then appended."""
     refiner = build_refiner(args)
+    from mmseg_refiner.apis import check_options
+    check_options(refiner, refine_options(args))  # a bad option: one error before any image
     with atomic_write(cache_path) as tmp, open(tmp, 'w') as cache:  # drops a torn last line
         cache.write(json.dumps({'header': settings}) + '\n')
         cache.writelines(json.dumps(r) + '\n' for r in records)
     with open(cache_path, 'a') as cache:
         for image_id, indices in tqdm(todo, desc='refine-coco', unit='img', file=sys.stdout,
                                       disable=len(todo) < 2):
-            refined = _refine_image(refiner, args, images[image_id], results, indices)
+            try:
+                refined = _refine_image(refiner, args, images[image_id], results, indices)
+            except InputError as exc:  # the image file: name the image it belongs to
+                raise InputError(f'image_id {image_id!r} of {args.ann}: {exc}') from exc
             record = dict(image_id=image_id, refined=refined)
             cache.write(json.dumps(record) + '\n')
             cache.flush()
