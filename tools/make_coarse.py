@@ -24,8 +24,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from mmseg_refiner.cli.benchmark import _int_at_least
-from mmseg_refiner.cli.common import _arg_type
+from mmseg_refiner.cli.common import arg_type, int_at_least
 from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, fill_outer_contours,
                                                      synthesize_coarse)
 from mmseg_refiner.datasets.mask_folder import index_images, read_split
@@ -72,10 +71,10 @@ def parse_args(argv=None):
     p.add_argument('--out-dir', default='coarse', help='coarse masks folder under root')
     p.add_argument('--expanded-dir', default='coarse_expand',
                    help="'expanded' coarse masks folder under root ('' to skip them)")
-    p.add_argument('--iou-target', type=_arg_type(_float_in(0, 1, True, False), 'IoU'),
-                   default=0.8, help='perturb until IoU < this, in (0, 1] (reference: 0.8)')
+    p.add_argument('--iou-target', type=arg_type(_float_in(0, 1, True, False), 'IoU'), default=0.8,
+                   help='perturb until IoU < this, in (0, 1] (reference: 0.8)')
     p.add_argument(
-        '--iou-min', type=_arg_type(_float_in(0, 1, False, True), 'IoU'), default=0.0,
+        '--iou-min', type=arg_type(_float_in(0, 1, False, True), 'IoU'), default=0.0,
         help='reject rounds below this IoU, in [0, 1), below --iou-target '
         '(default: 0)')
     p.add_argument(
@@ -83,12 +82,12 @@ def parse_args(argv=None):
         help=f'coarse-mask recipe, one of {", ".join(DEGRADATIONS)} '
         '(default: reference)')
     p.add_argument(
-        '--max-side', type=_arg_type(_max_side, 'max_side'), default=0,
+        '--max-side', type=arg_type(_max_side, 'max_side'), default=0,
         help='synthesize at most at this long side, then upsample (0: full size; '
         f'else >= {MIN_SIDE})')
-    p.add_argument('--seed', type=_arg_type(_int_at_least(0), 'seed'), default=0,
+    p.add_argument('--seed', type=arg_type(int_at_least(0), 'seed'), default=0,
                    help='seed, >= 0 (default: 0)')
-    p.add_argument('--workers', type=_arg_type(_int_at_least(1), 'workers'), default=1,
+    p.add_argument('--workers', type=arg_type(int_at_least(1), 'workers'), default=1,
                    help='processes, >= 1 (default: 1)')
     p.add_argument('--overwrite', action='store_true', help='redo existing outputs')
     args = p.parse_args(argv)

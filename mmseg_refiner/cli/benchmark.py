@@ -10,7 +10,7 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-from mmseg_refiner.cli.common import _arg_type
+from mmseg_refiner.cli.common import arg_type, int_at_least
 
 # Choices, spelled out so that building the parser imports neither torch nor the benchmark
 # (tests check they match mmseg_refiner.benchmark's UNET_VARIANTS, TRAIN_VARIANTS, ...).
@@ -24,22 +24,6 @@ DESCRIPTION = ('Speed (hardware peaks, U-Net, end to end, training, memory), qua
 
 
 # ---------------------------------------------------------------------- argument types
-def _int_at_least(low: int, high: Optional[int] = None):
-    """str -> int in [low, high]; a ValueError names the range and the text."""
-    span = f'>= {low}' if high is None else f'in [{low}, {high}]'
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f'expected an integer {span}, got {text!r}') from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(f'expected an integer {span}, got {text!r}')
-        return value
-
-    return parse
-
-
 def _out_folder(text: str) -> str:
     """The output folder: missing (made later) or a folder; not a file, nor under one."""
     from mmseg_refiner.utils.io import check_output_dir
@@ -47,9 +31,9 @@ def _out_folder(text: str) -> str:
 
 
 # counts and sizes: 0 or less means nothing to measure (or a crash deep in torch / cv2)
-POSITIVE = _arg_type(_int_at_least(1), 'positive integer')
-SEED = _arg_type(_int_at_least(0, 2**32 - 1), 'seed')
-OUT_FOLDER = _arg_type(_out_folder, 'folder')
+POSITIVE = arg_type(int_at_least(1), 'positive integer')
+SEED = arg_type(int_at_least(0, 2**32 - 1), 'seed')
+OUT_FOLDER = arg_type(_out_folder, 'folder')
 
 
 def _common_args(parser, trained: bool = True) -> None:

@@ -22,7 +22,7 @@ PATTERN_HELP = ('file name pattern with {id} for the shared part and * for any t
 
 
 # ---------------------------------------------------------------------- argument types
-def _arg_type(parse, name: str):
+def arg_type(parse, name: str):
     """An argparse ``type`` that turns the ValueError of ``parse`` into a clean message."""
 
     def convert(text: str):
@@ -33,6 +33,22 @@ def _arg_type(parse, name: str):
 
     convert.__name__ = name
     return convert
+
+
+def int_at_least(low: int, high: Optional[int] = None):
+    """str -> int in [low, high]; a ValueError names the range and the text."""
+    span = f'>= {low}' if high is None else f'in [{low}, {high}]'
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f'expected an integer {span}, got {text!r}') from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f'expected an integer {span}, got {text!r}')
+        return value
+
+    return parse
 
 
 def _option_parser(name: str, cli: dict):
@@ -133,7 +149,7 @@ def add_refine_options(parser, prefix: str = '', aliases: bool = False) -> None:
         else:
             parser.add_argument(*flags, dest=dest, default=cli.get('cli_default'),
                                 metavar=cli.get('metavar'), help=help_text,
-                                type=_arg_type(_option_parser(name, cli), name))
+                                type=arg_type(_option_parser(name, cli), name))
 
 
 def add_runtime_args(parser, prefix: str = '', device_default: Optional[str] = 'auto') -> None:
@@ -141,11 +157,11 @@ def add_runtime_args(parser, prefix: str = '', device_default: Optional[str] = '
     ``prefix`` before each but ``--threads``, which is the process's)."""
     shown = device_default or "the model's"
     parser.add_argument(
-        f'--{prefix}device', default=device_default, type=_arg_type(_device, 'device'),
+        f'--{prefix}device', default=device_default, type=arg_type(_device, 'device'),
         help='torch device: auto (cuda when available, else cpu), cpu, cuda or '
         f'cuda:<index> (default: {shown})')
     parser.add_argument(
-        '--threads', type=_arg_type(_threads, 'threads'), default=None, metavar='N',
+        '--threads', type=arg_type(_threads, 'threads'), default=None, metavar='N',
         help='CPU threads for torch and OpenCV (default: the cores '
         'this process may use; more are clamped with a warning)')
     parser.add_argument(

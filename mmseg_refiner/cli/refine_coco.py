@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmseg_refiner.apis.options import RefineOptions
-from mmseg_refiner.cli.common import (_arg_type, add_refining_subcommand, arg, build_refiner,
+from mmseg_refiner.cli.common import (add_refining_subcommand, arg, arg_type, build_refiner,
                                       read_json, refine_options)
 from mmseg_refiner.utils.io import InputError, atomic_write, check_output_file, imread_checked
 from mmseg_refiner.utils.masks import check_segmentation, decode_segmentation
@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
                 help='then score the input and the refined masks against this LVIS-format '
                 "annotation file (mask AP and boundary AP, the paper's COCO protocol with "
                 'cocofied LVIS val); writes OUT.lvis_eval.json'),
-            arg('--score-thr', type=_arg_type(_score_thr, 'score_thr'), default=0.0,
+            arg('--score-thr', type=arg_type(_score_thr, 'score_thr'), default=0.0,
                 help='masks scoring below it (in [0, 1]) are copied unchanged (default: 0)'),
             arg(
                 '--restart', action='store_true',
