@@ -320,3 +320,21 @@ def test_exif_turned_image_and_a_mask_of_the_stored_pixels(tmp_path, tiny_refine
         refine_mask(tiny_refiner, str(tmp_path / 'p.jpg'), stored)
     image, mask = read_pair(str(tmp_path / 'p.jpg'), stored.T.copy())
     assert image.shape == (80, 60, 3) and mask.shape == (80, 60)
+
+
+def test_refine_label_map_argument_types_and_a_lone_class(tiny_refiner, blob_sample):
+    img, _, coarse = blob_sample
+    labels = np.where(coarse, 3, 1).astype(np.int64)
+    for kwargs, message in ((dict(ignore_index='255'), "ignore_index must be an integer label, "
+                             "got '255'"), (dict(ignore_index=[0, 255]), 'ignore_index must be'),
+                            (dict(classes=1), 'classes must be a list of integer labels, got 1'),
+                            (dict(classes='1'), 'classes must be a list'),
+                            (dict(classes=[1.7]), 'classes must be a list'),
+                            (dict(classes=[True]), 'classes must be a list')):
+        with pytest.raises(InputError, match=message):
+            refine_label_map(tiny_refiner, img, labels, seed=0, **kwargs)
+    with pytest.warns(UserWarning, match='one class refined alone cannot change the map'):
+        out = refine_label_map(tiny_refiner, img, labels, classes=[3], seed=0)
+    assert np.array_equal(out, labels)
+    assert refine_label_map(tiny_refiner, img, labels, classes=np.array([1, 3]),
+                            seed=0).shape == labels.shape

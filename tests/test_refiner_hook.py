@@ -337,3 +337,28 @@ def test_hook_on_cpu_keeps_freed_memory_when_asked(refiner_ckpt, monkeypatch):
         monkeypatch.setenv(hardware.KEEP_FREED_MEMORY_ENV, asked)
         SegRefinerHook(TINY_CONFIG, refiner_ckpt, device='cpu').before_test(_fake_runner(model))
         assert calls == ([1] if asked else [])
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(score_thr='0.5'), "score_thr must be a number in [0, 1], got '0.5'"),
+    (dict(score_thr=float('nan')), 'score_thr must be a number in [0, 1], got nan'),
+    (dict(max_instances=1.5), 'max_instances must be None or an integer >= 0, got 1.5'),
+    (dict(max_instances=-1), 'max_instances must be None or an integer >= 0, got -1'),
+    (dict(area_thr='big'), "area_thr must be an integer >= 0 (pixels), got 'big'"),
+    (dict(classes='a'), "classes must be a list of class indices or names, got 'a'"),
+    (dict(classes=[1.7]), 'classes must be a list'),
+    (dict(ignore_index='255'), "ignore_index must be an integer, got '255'"),
+    (dict(cfg_options=['model.test_cfg.steps=2']), 'cfg_options must be a dict'),
+])
+def test_hook_settings_are_checked_when_it_is_built(refiner_ckpt, kwargs, message):
+    with pytest.raises(ValueError) as exc:
+        SegRefinerHook(TINY_CONFIG, refiner_ckpt, **kwargs)
+    assert str(exc.value).startswith('SegRefinerHook: ') and message in str(exc.value)
+
+
+def test_hook_class_indices_outside_the_dataset_are_refused():
+    from mmseg_refiner.engine.hooks.refiner_hook import _class_id
+    assert _class_id(1, ['a', 'b']) == 1 and _class_id('b', ['a', 'b']) == 1
+    assert _class_id(7, []) == 7  # the dataset names no classes: nothing to check against
+    with pytest.raises(ValueError, match=r"class index 5 is not one of the dataset's 2 classes"):
+        _class_id(5, ['a', 'b'])

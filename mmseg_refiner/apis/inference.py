@@ -11,7 +11,9 @@ Every inference option is a field of :class:`~mmseg_refiner.apis.RefineOptions`:
 as keyword arguments or all at once as ``options=RefineOptions(...)`` (or a dict).
 """
 import logging
+import numbers
 import os
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -199,6 +201,19 @@ def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: Optional[s
     return (out[0][0], out[1][0]) if return_confidence else out[0]
 
 
+def _check_label_args(ignore_index, classes) -> None:
+
+    def is_int(value):
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not is_int(ignore_index):
+        raise InputError(f'ignore_index must be an integer label, got {ignore_index!r}')
+    if classes is not None and (isinstance(classes, (str, bytes)) or
+                                not isinstance(classes, (list, tuple, np.ndarray)) or
+                                not all(is_int(c) for c in classes)):
+        raise InputError(f'classes must be a list of integer labels, got {classes!r}')
+
+
 def _merge_classes(prob: torch.Tensor, masks: np.ndarray) -> np.ndarray:
     """(H, W) index of the most probable class among those whose final mask (N, H, W) holds
     the pixel; -1 where none does."""
@@ -216,7 +231,10 @@ def refine_label_map(refiner, image: ArrayOrPath, label_map: np.ndarray, ignore_
 
     A pixel takes the most probable of the classes whose refined (and guarded) mask holds
     it, otherwise it keeps its label. ``ignore_index`` pixels and classes not in ``classes``
-    (when given) are left exactly as they were.
+    (when given) are left exactly as they were. So boundaries move only between refined
+    classes: a single refined class can neither take pixels (its neighbours are frozen) nor
+    give them up (nobody takes them), and the map comes back unchanged (a warning says so);
+    list the neighbouring classes too, or all (``classes=None``).
 
     Args:
         label_map (ndarray): (H, W) integer labels; dtype is kept.
@@ -235,10 +253,16 @@ def refine_label_map(refiner, image: ArrayOrPath, label_map: np.ndarray, ignore_
         raise InputError(f'label_map must be an (H, W) integer array, got '
                          f'{label_map.dtype} {label_map.shape}')
     _check_pair(image, label_map, 'label_map')
+    _check_label_args(ignore_index, classes)
     present = [int(c) for c in np.unique(label_map) if c != ignore_index]
     todo = [c for c in present if classes is None or c in set(classes)]
-    if not todo:
+    if len(todo) < 2:
         opts.validate()
+        if todo and len(present) > 1:
+            warnings.warn(
+                'refine_label_map: one class refined alone cannot change the map '
+                '(its neighbours are frozen and nobody takes the pixels it gives up); '
+                'list the neighbouring classes too, or classes=None', stacklevel=2)
         return label_map.copy()
     masks = np.stack([label_map == c for c in todo])
     prob, _, guarded = _refine(refiner, image, masks, opts)

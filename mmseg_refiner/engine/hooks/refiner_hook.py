@@ -1,5 +1,6 @@
 """SegRefinerHook: refine the masks an mmdet / mmseg model predicts before they are scored."""
 import functools
+import numbers
 import os.path as osp
 import time
 from typing import Optional, Sequence, Union
@@ -89,8 +90,9 @@ class SegRefinerHook(Hook):
                  ignore_index: Optional[int] = None, refine_val: bool = True,
                  refine_test: bool = True, refine_options: Optional[dict] = None,
                  cfg_options: Optional[dict] = None, trust_checkpoint: bool = False, **options):
-        assert max_instances is None or max_instances >= 0, \
-            f'max_instances must be None or >= 0, got {max_instances}'
+        _check_settings(refiner_config=refiner_config, area_thr=area_thr, score_thr=score_thr,
+                        max_instances=max_instances, classes=classes, ignore_index=ignore_index,
+                        cfg_options=cfg_options)
         self.options = _hook_options(refine_options, mode=mode, steps=steps, seed=seed, **options)
         self.refiner_config = refiner_config if isinstance(refiner_config, dict) else \
             _resolve_path(refiner_config, 'refiner_config')
@@ -268,11 +270,46 @@ def _model_device(model) -> str:
     return str(param.device) if param is not None else 'cpu'
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_settings(refiner_config, area_thr, score_thr, max_instances, classes, ignore_index,
+                    cfg_options) -> None:
+    """The hook's own arguments, checked when it is built (not at the first batch)."""
+    problems = []
+    if refiner_config is not None and not isinstance(refiner_config, (str, dict)):
+        problems.append(f'refiner_config must be a path or a dict, got {refiner_config!r}')
+    if area_thr is not None and (not _is_int(area_thr) or area_thr < 0):
+        problems.append(f'area_thr must be an integer >= 0 (pixels), got {area_thr!r}')
+    if isinstance(score_thr, bool) or not isinstance(score_thr, numbers.Real) or \
+            not 0 <= score_thr <= 1:  # NaN fails too
+        problems.append(f'score_thr must be a number in [0, 1], got {score_thr!r}')
+    if max_instances is not None and (not _is_int(max_instances) or max_instances < 0):
+        problems.append(f'max_instances must be None or an integer >= 0, got {max_instances!r}')
+    if classes is not None and (isinstance(classes,
+                                           (str, bytes)) or not isinstance(classes,
+                                                                           (list, tuple)) or
+                                not all(_is_int(c) or isinstance(c, str) for c in classes)):
+        problems.append('classes must be a list of class indices or names, got '
+                        f'{classes!r}')
+    if ignore_index is not None and not _is_int(ignore_index):
+        problems.append(f'ignore_index must be an integer, got {ignore_index!r}')
+    if cfg_options is not None and not isinstance(cfg_options, dict):
+        problems.append(f'cfg_options must be a dict of config paths, got {cfg_options!r}')
+    if problems:
+        raise ValueError('SegRefinerHook: ' + '; '.join(problems))
+
+
 def _class_id(cls: Union[int, str], names: Sequence[str]) -> int:
-    """A class index from an index or a name of the dataset's ``classes``."""
+    """A class index from an index or a name of the dataset's ``classes`` (checked against
+    them when the dataset names its classes)."""
     if isinstance(cls, str):
         if cls not in names:
             raise ValueError(f'SegRefinerHook: class {cls!r} is not in the dataset classes '
                              f'{list(names)}')
         return names.index(cls)
+    if names and not 0 <= cls < len(names):
+        raise ValueError(f'SegRefinerHook: class index {cls} is not one of the dataset\'s '
+                         f'{len(names)} classes (0-{len(names) - 1}: {list(names)})')
     return int(cls)
