@@ -338,3 +338,14 @@ def test_refine_label_map_argument_types_and_a_lone_class(tiny_refiner, blob_sam
     assert np.array_equal(out, labels)
     assert refine_label_map(tiny_refiner, img, labels, classes=np.array([1, 3]),
                             seed=0).shape == labels.shape
+
+
+def test_refine_masks_takes_a_list_of_masks(tiny_refiner, blob_sample):
+    from mmseg_refiner.apis import refine_masks
+    img, _, coarse = blob_sample
+    as_list = refine_masks(tiny_refiner, img, [coarse, ~coarse], seed=0)
+    assert np.array_equal(as_list,
+                          refine_masks(tiny_refiner, img, np.stack([coarse, ~coarse]), seed=0))
+    assert refine_masks(tiny_refiner, img, [], seed=0).shape == (0, ) + coarse.shape
+    with pytest.raises(InputError, match='masks of one image must share one size'):
+        refine_masks(tiny_refiner, img, [coarse, coarse[:-1]])

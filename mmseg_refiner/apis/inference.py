@@ -144,7 +144,7 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: Optional[
     Args:
         refiner: A model from :func:`init_refiner`.
         image (str | ndarray): Path, or HxWx3 uint8 BGR array (as ``mmcv.imread``).
-        masks (ndarray): (N, H, W) bool / 0-1 / 0-255.
+        masks (ndarray | list): (N, H, W) bool / 0-1 / 0-255, or a list of N such HxW masks.
         mode (str, optional): 'auto', 'instance', 'global' or 'hr'. Defaults to 'auto'
             (``hr`` when a mask's box is longer than ``test_cfg['hr_size']``, else
             ``instance``).
@@ -169,6 +169,13 @@ def refine_masks(refiner, image: ArrayOrPath, masks: np.ndarray, mode: Optional[
     opts = _options(options, mode=mode, steps=steps, seed=seed, guard=guard, stop_thr=stop_thr,
                     **kwargs)
     image = imread_checked(image)
+    if isinstance(masks, (list, tuple)):  # a list of HxW masks: same size, or none at all
+        shapes = {np.shape(m) for m in masks}
+        if len(shapes) > 1:
+            raise InputError(f'masks of one image must share one size, got shapes '
+                             f'{sorted(shapes)}')
+        masks = np.stack([np.asarray(m) for m in masks]) if masks else \
+            np.zeros((0, ) + image.shape[:2], bool)
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise InputError(f'masks must be (N, H, W), got shape {masks.shape}')
