@@ -132,6 +132,19 @@ def test_mask_folder_errors(tmp_path):
                  data_prefix=dict(img_path='images', mask_path='masks', coarse_path='nope')))
 
 
+def test_mask_folder_suffixes_as_one_string(tmp_path):
+    root = _write_folder(str(tmp_path), ['a', 'b', 'c'])  # a.jpg, b.png, c.jpg
+    ds = DATASETS.build(dict(type='MaskFolderDataset', data_root=root, img_suffixes='.jpg'))
+    assert [ds.get_data_info(i)['sample_id'] for i in range(len(ds))] == ['a', 'c']
+    ds = DATASETS.build(dict(type='MaskFolderDataset', data_root=root, img_suffixes=['PNG']))
+    assert [ds.get_data_info(i)['sample_id'] for i in range(len(ds))] == ['b']
+    for bad in ([], 5, ['.jpg', None]):
+        with pytest.raises(InputError, match='img_suffixes must be an extension'):
+            DATASETS.build(dict(type='MaskFolderDataset', data_root=root, img_suffixes=bad))
+    with pytest.raises(InputError, match='mask_suffix must be one extension'):
+        DATASETS.build(dict(type='MaskFolderDataset', data_root=root, mask_suffix=['.png']))
+
+
 def test_mask_folder_size_mismatch_is_lazy(tmp_path):
     root = _write_folder(str(tmp_path), ['a'], mask_size=(40, 50))
     ds = DATASETS.build(
@@ -257,3 +270,46 @@ def test_hr_patch_dataset_object_and_patch_samples(tmp_path):
     assert any(m[0] == 'patch' and m[1] not in ('offline', 'expanded') for m in modes)
     with pytest.raises(ValueError, match='crop_modes'):
         DATASETS.build(dict(type='HRPatchDataset', data_root=root, crop_modes=('tile', )))
+
+
+@pytest.mark.parametrize('field, value, match', [
+    ('bbox', None, r'annotation 0 \(id 1, image 1\) has no "bbox"'),
+    ('bbox', [8, 5, 20], r'annotation 0 \(id 1, image 1\): "bbox" must be \[x, y'),
+    ('area', '400', r'annotation 0 \(id 1, image 1\): "area" must be a finite number'),
+    ('segmentation', [[5, 5, 25]], r'annotation 0 \(id 1, image 1\): polygon 0 has 3 coord'),
+    ('height', None, r"image 1 has no valid 'height'"),
+])
+def test_coco_instance_dataset_names_bad_records(tmp_path, field, value, match):
+    import json
+    path = _write_coco(str(tmp_path), with_images=False)
+    with open(path) as f:
+        data = json.load(f)
+    record = data['images'][0] if field == 'height' else data['annotations'][0]
+    if value is None:
+        del record[field]
+    else:
+        record[field] = value
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    with pytest.raises(InputError, match=r'ann\.json: ' + match):
+        DATASETS.build(
+            dict(type='CocoInstanceDataset', data_root=str(tmp_path), ann_file='ann.json',
+                 min_area=100))
+
+
+def test_coco_instance_dataset_drops_degenerate_polygons(tmp_path):
+    """COCO has polygons of 4 coordinates (a line), which mmdet drops: they are dropped, and
+    an instance left without a polygon is skipped, not an error."""
+    import json
+    path = _write_coco(str(tmp_path), with_images=False)
+    with open(path) as f:
+        data = json.load(f)
+    data['annotations'][0]['segmentation'].append([1, 1, 2, 2])
+    data['annotations'][1].update(segmentation=[[20, 10, 50, 30]])
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    ds = DATASETS.build(
+        dict(type='CocoInstanceDataset', data_root=str(tmp_path), ann_file='ann.json',
+             min_area=100))
+    assert len(ds) == 1
+    assert ds.get_data_info(0)['mask_ann'] == [[8, 5, 28, 5, 28, 25, 8, 25]]

@@ -8,8 +8,9 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmseg_refiner.evaluation.functional import (boundary_ap, boundary_iou, mask_iou,
-                                                 mask_to_boundary, mba, mba_band, mba_radii)
+from mmseg_refiner.evaluation.functional import (boundary_ap, boundary_dilation, boundary_iou,
+                                                 mask_iou, mask_to_boundary, mba, mba_band,
+                                                 mba_radii)
 
 
 def _square(size=40, top=10, left=10, side=10):
@@ -218,3 +219,16 @@ def test_boundary_ap_is_stricter_on_thick_masks():
     assert bnd['mAP_50'] == pytest.approx(0.0)
     assert bnd['mAP'] < segm['mAP']
     assert 'Average Precision' in bnd['summary']
+
+
+def test_boundary_band_width_is_capped_and_ratio_checked():
+    gt = np.zeros((30, 40), bool)
+    gt[5:25, 5:35] = True
+    pred = np.roll(gt, 3, axis=1)
+    # any band wider than the mask is the whole mask; 1e4 used to allocate a 90 TiB kernel
+    assert boundary_dilation(30, 40, 1e4) == 40
+    assert boundary_iou(pred, gt, 1e4) == boundary_iou(pred, gt, 1.0) == mask_iou(pred, gt)
+    assert np.array_equal(mask_to_boundary(gt, 1e4), gt)
+    for ratio in (float('inf'), float('nan'), -1, '0.02', None):
+        with pytest.raises(ValueError, match='dilation_ratio must be a finite number > 0'):
+            boundary_iou(pred, gt, ratio)

@@ -150,3 +150,20 @@ def test_refine_coco_scores_against_lvis(tmp_path, capsys):
     report = json.load(open(str(out) + '.lvis_eval.json'))
     assert report['input'] == lvis_mask_and_boundary_ap(ann, _results(shift=1))
     assert report['refined'] == lvis_mask_and_boundary_ap(ann, json.load(open(out)))
+
+
+def test_lvis_mask_metric_checks_its_file_and_labels_early(tmp_path):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"images": [')
+    with pytest.raises(ValueError, match='bad.json is not an LVIS-format annotation file'):
+        LVISMaskMetric(ann_file=str(bad))
+    ann = write_lvis(tmp_path / 'lvis.json')
+    with pytest.raises(ValueError, match='LVISMaskMetric: dilation_ratio must be'):
+        LVISMaskMetric(ann_file=ann, dilation_ratio=float('nan'))
+    metric = LVISMaskMetric(ann_file=ann)
+    sample = dict(
+        img_id=1, pred_instances=dict(masks=torch.from_numpy(_box(0, 0, 5, 5))[None],
+                                      scores=torch.tensor([0.8]), labels=torch.tensor([7])))
+    with pytest.raises(ValueError, match=r'image 1: label 7 has no category \(2 categories'):
+        metric.process({}, [sample])
+    assert metric.results == []

@@ -11,6 +11,7 @@ from pycocotools import mask as mask_utils
 
 from mmseg_refiner.evaluation import (BoundaryAPMetric, RefinerMetric, boundary_ap, boundary_iou,
                                       mask_iou, mba)
+from mmseg_refiner.utils.io import InputError
 
 
 def _blob(h, w, cy, cx, ry, rx):
@@ -146,3 +147,40 @@ def test_boundary_ap_metric_rejects_unknown_items(tmp_path):
     ann = _write_ann_file(tmp_path / 'ann.json', [(1, 0, _line(3, 3, 9))])
     with pytest.raises(KeyError, match='unknown metric_items'):
         BoundaryAPMetric(ann_file=ann, metric_items=['mAP_99'])
+
+
+@pytest.mark.parametrize('ratio', [0, -0.1, 1.5, float('nan'), float('inf'), '0.02', None, True])
+def test_metrics_check_dilation_ratio_at_build(tmp_path, ratio):
+    ann = _write_ann_file(tmp_path / 'ann.json', [(1, 0, _line(3, 3, 9))])
+    for build in (lambda: RefinerMetric(dilation_ratio=ratio),
+                  lambda: BoundaryAPMetric(ann_file=ann, dilation_ratio=ratio)):
+        with pytest.raises(ValueError, match='dilation_ratio must be a finite number in'):
+            build()
+
+
+def test_boundary_ap_metric_names_a_bad_annotation_file(tmp_path):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"images": [')
+    with pytest.raises(InputError, match='bad.json is not a COCO-format annotation file'):
+        BoundaryAPMetric(ann_file=str(bad))
+
+
+def test_boundary_ap_metric_refuses_predictions_it_cannot_score(tmp_path):
+    ann = _write_ann_file(tmp_path / 'ann.json', [(1, 0, _line(10, 5, 40))])
+    metric = BoundaryAPMetric(ann_file=ann)
+    with pytest.raises(ValueError, match=r"class\(es\) \['cat'\] are not categories of .*ann"):
+        metric.dataset_meta = dict(classes=('thing', 'cat'))
+    metric.dataset_meta = dict(classes=CLASSES)
+    cases = {
+        # mmdet rescale=False: masks at the network size, not the image size
+        'predicted masks are 32x32 \\(WxH\\) but the image in .*ann.json is 64x64':
+        _det_sample(1, [(0, 0.9, _line(10, 5, 30)[:32, :32])]),
+        'label 2 has no category \\(2 categories':
+        _det_sample(1, [(2, 0.9, _line(10, 5, 40))]),
+        'image id 9 of a prediction is not an image of .*ann.json':
+        _det_sample(9, [(0, 0.9, _line(10, 5, 40))]),
+    }
+    for match, sample in cases.items():
+        with pytest.raises(ValueError, match=match):
+            metric.process({}, [sample.to_dict()])
+    assert metric.results == []

@@ -1,13 +1,16 @@
 """CocoInstanceDataset: one COCO / LVIS instance mask per sample (the reference's LR recipe)."""
 import contextlib
 import io
+import math
 import os.path as osp
+from numbers import Real
 from typing import List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
 
 from mmseg_refiner.registry import DATASETS
 from mmseg_refiner.utils.io import InputError
+from mmseg_refiner.utils.masks import check_segmentation
 
 
 def image_file_name(img: dict) -> str:
@@ -17,6 +20,41 @@ def image_file_name(img: dict) -> str:
     if img.get('coco_url'):
         return img['coco_url'].rsplit('/', 1)[-1]
     raise InputError(f"image record {img.get('id')} has neither file_name nor coco_url")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_image(img: dict, where: str) -> None:
+    """Refuse an image record without a positive integer ``height`` / ``width``."""
+    for key in ('height', 'width'):
+        value = img.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise InputError(f'{where}: image {img.get("id")} has no valid {key!r} (a positive '
+                             f'integer), got {value!r}')
+
+
+def _check_box_and_area(ann: dict, where: str) -> None:
+    """Refuse an annotation whose ``bbox`` is not 4 finite numbers or whose ``area`` is not
+    a finite number."""
+    if 'bbox' not in ann:
+        raise InputError(f'{where} has no "bbox"')
+    bbox = ann['bbox']
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(map(_is_number, bbox))):
+        raise InputError(f'{where}: "bbox" must be [x, y, width, height] (4 finite numbers), '
+                         f'got {bbox!r}')
+    if 'area' in ann and not _is_number(ann['area']):
+        raise InputError(f'{where}: "area" must be a finite number, got {ann["area"]!r}')
+
+
+def _drop_degenerate_polygons(segm):
+    """Polygons without the parts of fewer than 6 coordinates (a point or a line, as some
+    COCO ground truth has; mmdet drops them too), or RLE unchanged. ``[]`` if none is left.
+    Parts of an odd length stay, for :func:`check_segmentation` to refuse."""
+    if not isinstance(segm, list):
+        return segm
+    return [p for p in segm if not (isinstance(p, list) and len(p) < 6 and len(p) % 2 == 0)]
 
 
 def _keep(ann: dict, img: dict, min_area: float, cat_ids: Optional[set]) -> bool:
@@ -36,8 +74,11 @@ class CocoInstanceDataset(BaseDataset):
     """COCO / LVIS instance annotations, one instance per sample (pycocotools).
 
     Crowd and ``ignore`` annotations are skipped, and so are instances of area
-    ``<= min_area`` (the reference skips area <= 512) or with a box outside the image. The
-    mask stays encoded (``mask_ann``) until :class:`LoadImageAndMask` decodes it.
+    ``<= min_area`` (the reference skips area <= 512) or with a box outside the image.
+    Polygon parts of fewer than 6 coordinates are dropped (as mmdet does; an instance left
+    without a polygon is skipped). Every kept record is checked when the file is loaded
+    (image size, ``bbox``, ``area``, ``segmentation``): an InputError names the file and the
+    annotation. The mask stays encoded (``mask_ann``) until :class:`LoadImageAndMask` decodes it.
 
     Each sample: ``img_path``, ``mask_ann``, ``height``, ``width``, ``sample_id`` (the
     annotation id), ``img_id``, ``category_id``, ``bbox`` (xywh).
@@ -56,6 +97,9 @@ class CocoInstanceDataset(BaseDataset):
 
     def __init__(self, ann_file: str, data_root: str = '', data_prefix: Optional[dict] = None,
                  min_area: float = 512, cat_ids: Optional[Sequence[int]] = None, **kwargs):
+        if not _is_number(min_area):
+            raise InputError(f'CocoInstanceDataset: min_area must be a finite number, got '
+                             f'{min_area!r}')
         self.min_area = min_area
         self.cat_ids = set(cat_ids) if cat_ids is not None else None
         super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix or
@@ -75,14 +119,26 @@ class CocoInstanceDataset(BaseDataset):
     def load_data_list(self) -> List[dict]:
         coco = self._load_coco()
         img_dir = self.data_prefix.get('img_path', '')
-        data_list = []
-        for ann in coco.dataset.get('annotations', []):
+        data_list, checked_imgs = [], set()
+        for index, ann in enumerate(coco.dataset.get('annotations', [])):
             img = coco.imgs.get(ann['image_id'])
             if img is None:
                 raise InputError(f"annotation {ann.get('id')} in {self.ann_file} refers to "
                                  f"unknown image {ann['image_id']}")
+            where = (f'{self.ann_file}: annotation {index} (id {ann.get("id")}, image '
+                     f'{ann["image_id"]})')
+            if ann['image_id'] not in checked_imgs:
+                _check_image(img, self.ann_file)
+                checked_imgs.add(ann['image_id'])
+            if ann.get('segmentation'):
+                ann = dict(ann, segmentation=_drop_degenerate_polygons(ann['segmentation']))
+            if not ann.get('iscrowd', 0) and not ann.get('ignore', False) and \
+                    ann.get('segmentation'):
+                _check_box_and_area(ann, where)
             if not _keep(ann, img, self.min_area, self.cat_ids):
                 continue
+            check_segmentation(ann['segmentation'], img['height'], img['width'], where,
+                               size_from='the annotation file')
             data_list.append(
                 dict(img_path=osp.join(img_dir,
                                        image_file_name(img)), mask_ann=ann['segmentation'],

@@ -1,7 +1,7 @@
 """MaskFolderDataset: image + binary-mask folders, one object mask per image."""
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
 
@@ -37,6 +37,17 @@ def index_images(img_dir: str, suffixes: Sequence[str] = IMG_SUFFIXES) -> Dict[s
     return index
 
 
+def _suffixes(value, name: str) -> tuple:
+    """Lower-case extensions from one string (``'.jpg'``) or a list / tuple of strings."""
+    if isinstance(value, str):
+        value = (value, )
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(s, str) and s for s in value):
+        raise InputError(f"MaskFolderDataset: {name} must be an extension (e.g. '.jpg') or a "
+                         f'non-empty list of them, got {value!r}')
+    return tuple((s if s.startswith('.') else '.' + s).lower() for s in value)
+
+
 def _raise_missing(what: str, folder: str, ids: List[str]) -> None:
     if ids:
         shown = ', '.join(ids[:5]) + (f' ... ({len(ids)} in all)' if len(ids) > 5 else '')
@@ -62,7 +73,7 @@ class MaskFolderDataset(BaseDataset):
         ann_file (str): Split file; '' for all images. Defaults to ''.
         data_prefix (dict): Sub-folders. Defaults to
             ``dict(img_path='images', mask_path='masks')``.
-        img_suffixes (Sequence[str]): Image extensions. Defaults to common formats.
+        img_suffixes (str | Sequence[str]): Image extension(s). Defaults to common formats.
         mask_suffix (str): Mask (and coarse mask) extension. Defaults to '.png'.
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (pipeline, test_mode,
             indices, lazy_init, ...).
@@ -71,8 +82,12 @@ class MaskFolderDataset(BaseDataset):
     METAINFO = dict(classes=('foreground', ))
 
     def __init__(self, data_root: str, ann_file: str = '', data_prefix: Optional[dict] = None,
-                 img_suffixes: Sequence[str] = IMG_SUFFIXES, mask_suffix: str = '.png', **kwargs):
-        self.img_suffixes = tuple(s.lower() for s in img_suffixes)
+                 img_suffixes: Union[str, Sequence[str]] = IMG_SUFFIXES, mask_suffix: str = '.png',
+                 **kwargs):
+        self.img_suffixes = _suffixes(img_suffixes, 'img_suffixes')
+        if not (isinstance(mask_suffix, str) and mask_suffix):
+            raise InputError(f"MaskFolderDataset: mask_suffix must be one extension (e.g. "
+                             f"'.png'), got {mask_suffix!r}")
         self.mask_suffix = mask_suffix
         data_prefix = data_prefix or dict(img_path='images', mask_path='masks')
         super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix, **kwargs)

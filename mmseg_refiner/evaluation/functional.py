@@ -15,6 +15,8 @@ References:
 """
 import contextlib
 import io
+import math
+from numbers import Real
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -126,11 +128,33 @@ def mba(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(sum(accs) / MBA_NUM_STEPS)
 
 
+def check_dilation_ratio(dilation_ratio, owner: str = '', max_ratio: Optional[float] = None):
+    """``dilation_ratio`` as a float; ValueError naming it unless a finite number > 0.
+
+    Args:
+        dilation_ratio: The value to check.
+        owner (str): Names the caller in the message (e.g. ``'BoundaryAPMetric'``).
+        max_ratio (float, optional): Also refuse values above this (the metrics use 1).
+    """
+    where = f'{owner}: ' if owner else ''
+    if not isinstance(dilation_ratio, Real) or isinstance(dilation_ratio, bool) or \
+            not math.isfinite(dilation_ratio) or dilation_ratio <= 0 or \
+            (max_ratio is not None and dilation_ratio > max_ratio):
+        bound = f'in (0, {max_ratio}]' if max_ratio is not None else '> 0'
+        raise ValueError(f'{where}dilation_ratio must be a finite number {bound} (a fraction of '
+                         f'the image diagonal), got {dilation_ratio!r}')
+    return float(dilation_ratio)
+
+
 def boundary_dilation(height: int, width: int, dilation_ratio: float = 0.02) -> int:
-    """Boundary band width d = max(1, round(ratio * image diagonal)) in pixels."""
-    if dilation_ratio <= 0:
-        raise ValueError(f'dilation_ratio must be > 0, got {dilation_ratio}')
-    return max(1, int(round(dilation_ratio * np.sqrt(height**2 + width**2))))
+    """Boundary band width d = max(1, round(ratio * image diagonal)) in pixels.
+
+    Capped at max(height, width): a wider band is the whole mask as well, and the erosion
+    kernel of an uncapped d (``dilation_ratio=1e4``) would not fit in memory.
+    """
+    dilation_ratio = check_dilation_ratio(dilation_ratio)
+    d = max(1, int(round(dilation_ratio * math.sqrt(height**2 + width**2))))
+    return min(d, max(1, height, width))
 
 
 def mask_to_boundary(mask: np.ndarray, dilation_ratio: float = 0.02) -> np.ndarray:
@@ -309,6 +333,8 @@ def boundary_ap(coco_gt: Union[str, COCO], results: Union[COCO, Sequence[dict]],
     """
     if iou_type not in ('boundary', 'segm'):
         raise ValueError(f"iou_type must be 'boundary' or 'segm', got {iou_type!r}")
+    if iou_type == 'boundary':
+        dilation_ratio = check_dilation_ratio(dilation_ratio, 'boundary_ap')
     if isinstance(coco_gt, str):
         with contextlib.redirect_stdout(io.StringIO()):
             coco_gt = COCO(coco_gt)

@@ -21,10 +21,11 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mmseg_refiner.registry import METRICS
+from mmseg_refiner.utils.io import InputError
 from mmseg_refiner.utils.masks import decode_segmentation, rle_encode
 
-from .functional import rle_to_boundary_rle
-from .metrics import coco_results, instance_record
+from .functional import check_dilation_ratio, rle_to_boundary_rle
+from .metrics import check_record, coco_results, instance_record
 
 IOU_TYPES = ('segm', 'boundary')
 LVIS_STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf')
@@ -189,18 +190,31 @@ class LVISMaskMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not osp.isfile(ann_file):
             raise FileNotFoundError(f'LVISMaskMetric: annotation file {ann_file} not found')
+        self.dilation_ratio = check_dilation_ratio(dilation_ratio, 'LVISMaskMetric', 1)
         _lvis_api()  # fail now, not after the whole test loop, if `lvis` is missing
-        self.ann_file, self.dilation_ratio = ann_file, dilation_ratio
+        try:  # parsed now, not after the whole test loop
+            self._gt = load_lvis(ann_file)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad json/layout
+            raise InputError(f'LVISMaskMetric: {ann_file} is not an LVIS-format annotation '
+                             f'file: {exc!r}') from exc
+        self.ann_file = ann_file
         self.cat_ids, self.max_dets = cat_ids, max_dets
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Encode each sample's predicted masks as COCO results (RLE, score, label)."""
-        self.results.extend(instance_record(s, type(self).__name__) for s in data_samples)
+        """Encode each sample's predicted masks as COCO results (RLE, score, label).
+
+        Labels without a category are refused at once, not after the whole test loop.
+        """
+        cat_ids = self._label_cat_ids(self._gt)
+        for s in data_samples:
+            record = instance_record(s, type(self).__name__)
+            check_record(record, type(self).__name__, self.ann_file, cat_ids)
+            self.results.append(record)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """``segm_AP``, ``segm_AP50``, ..., ``boundary_AP``, ... (fractions, 3 decimals)."""
         logger = MMLogger.get_current_instance()
-        gt = load_lvis(self.ann_file)
+        gt = self._gt
         dets = coco_results(results, self._label_cat_ids(gt))
         if not dets:
             logger.error('LVISMaskMetric: the predictions are empty; nothing to evaluate')

@@ -12,9 +12,11 @@ from mmengine.logging import MMLogger
 from pycocotools.coco import COCO
 
 from mmseg_refiner.registry import METRICS
+from mmseg_refiner.utils.io import InputError
 from mmseg_refiner.utils.masks import rle_encode
 
-from .functional import boundary_ap, boundary_iou, coco_stat_names, mask_iou, mba
+from .functional import (boundary_ap, boundary_iou, check_dilation_ratio, coco_stat_names,
+                         mask_iou, mba)
 from .summary import iou_counts, pooled_iou
 
 
@@ -75,9 +77,7 @@ class RefinerMetric(BaseMetric):
     def __init__(self, dilation_ratio: float = 0.02, pooled: bool = False,
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if dilation_ratio <= 0:
-            raise ValueError(f'dilation_ratio must be > 0, got {dilation_ratio}')
-        self.dilation_ratio = dilation_ratio
+        self.dilation_ratio = check_dilation_ratio(dilation_ratio, 'RefinerMetric', 1)
         self.pooled = pooled
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -147,8 +147,42 @@ def instance_record(sample: dict, metric: str) -> dict:
                 labels=torch.as_tensor(pred['labels']).cpu().numpy())
 
 
+def check_record(record: dict, metric: str, ann_file: str, cat_ids: Sequence[int],
+                 imgs: Optional[dict] = None) -> None:
+    """Refuse an :func:`instance_record` that the annotation file cannot score.
+
+    Every label must index ``cat_ids`` (the categories its labels map to); with ``imgs`` (the
+    annotation file's images by id) the image must be one of them and every mask (an RLE
+    with ``size``) must be at its size.
+
+    Raises:
+        ValueError: Naming ``metric``, the image id, the label / sizes and ``ann_file``.
+    """
+    img_id = record['img_id']
+    for label in np.unique(np.asarray(record['labels']).reshape(-1)).tolist():
+        if not (isinstance(label, int) and 0 <= label < len(cat_ids)):
+            raise ValueError(f'{metric}: image {img_id}: label {label!r} has no category '
+                             f'({len(cat_ids)} categories map labels 0..{len(cat_ids) - 1} to '
+                             f'the categories of {ann_file})')
+    if imgs is None:
+        return
+    img = imgs.get(img_id)
+    if img is None:
+        raise ValueError(f'{metric}: image id {img_id!r} of a prediction is not an image of '
+                         f'{ann_file}')
+    for rle in record['masks']:
+        size = rle.get('size') if isinstance(rle, dict) else None
+        if size is not None and [int(v) for v in size] != [img['height'], img['width']]:
+            raise ValueError(f'{metric}: image {img_id}: predicted masks are {size[1]}x{size[0]} '
+                             f'(WxH) but the image in {ann_file} is {img["width"]}x'
+                             f'{img["height"]}; predict masks at the original image size '
+                             '(mmdet: rescale=True)')
+
+
 def coco_results(records: List[dict], cat_ids: Sequence[int]) -> List[dict]:
     """COCO-format results (``image_id``, ``category_id``, ``score``, ``segmentation``)."""
+    for r in records:
+        check_record(r, 'coco_results', 'the annotation file', cat_ids)
     return [
         dict(image_id=r['img_id'], category_id=cat_ids[int(label)], score=float(score),
              segmentation=rle) for r in records
@@ -191,7 +225,9 @@ class BoundaryAPMetric(BaseMetric):
                  backend_args: Optional[dict] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.dilation_ratio = dilation_ratio
+        self.dilation_ratio = check_dilation_ratio(dilation_ratio, 'BoundaryAPMetric', 1)
+        self.ann_file = ann_file
+        self._label_cat_ids: Optional[List[int]] = None
         self.proposal_nums = tuple(proposal_nums)
         names = coco_stat_names(self.proposal_nums)
         self.metric_items = list(metric_items or names[:6])
@@ -201,11 +237,36 @@ class BoundaryAPMetric(BaseMetric):
                            f'choose from {names}')
         with get_local_path(ann_file, backend_args=backend_args) as local_path, \
                 contextlib.redirect_stdout(io.StringIO()):
-            self._coco_api = COCO(local_path)
+            try:
+                self._coco_api = COCO(local_path)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad json/layout
+                raise InputError(f'BoundaryAPMetric: {ann_file} is not a COCO-format '
+                                 f'annotation file: {exc!r}') from exc
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """Meta info of the dataset; its ``classes`` are checked against the annotation file."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        self._dataset_meta = dataset_meta
+        self._label_cat_ids = self._cat_ids()
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Encode each sample's predicted masks as COCO results (RLE, score, label)."""
-        self.results.extend(instance_record(s, type(self).__name__) for s in data_samples)
+        """Encode each sample's predicted masks as COCO results (RLE, score, label).
+
+        Each is checked against the annotation file at once (image id, labels, mask size),
+        not after the whole test loop.
+        """
+        if self._label_cat_ids is None:
+            self._label_cat_ids = self._cat_ids()
+        for s in data_samples:
+            record = instance_record(s, type(self).__name__)
+            check_record(record,
+                         type(self).__name__, self.ann_file, self._label_cat_ids,
+                         self._coco_api.imgs)
+            self.results.append(record)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Boundary AP over all images of the annotation file, keys ``boundary_<item>``."""
@@ -226,4 +287,10 @@ class BoundaryAPMetric(BaseMetric):
         classes = (self.dataset_meta or {}).get('classes')
         if classes is None:
             return sorted(self._coco_api.getCatIds())
+        names = [c['name'] for c in self._coco_api.loadCats(self._coco_api.getCatIds())]
+        missing = [c for c in classes if c not in names]
+        if missing:
+            shown = names[:10] + (['...'] if len(names) > 10 else [])
+            raise ValueError(f'BoundaryAPMetric: dataset class(es) {missing} are not categories '
+                             f'of {self.ann_file} (its {len(names)} categories: {shown})')
         return self._coco_api.getCatIds(catNms=list(classes))
