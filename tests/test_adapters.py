@@ -95,6 +95,12 @@ def test_sample_image_from_img_path(tmp_path):
     assert np.array_equal(out, img)
     assert adapters.sample_image(_sample(img_path=str(tmp_path / 'a.png')), {}, 0,
                                  (24, 32)).shape == (24, 32, 3)
+    assert adapters.sample_image(_sample(img_path=str(tmp_path / 'a.png')), {}, 0,
+                                 (7, 9)).shape == (7, 9, 3)  # rounded scaling is fine
+    with pytest.raises(
+            ValueError, match=r'the predictions are 16x16 \(WxH\) but the image is '
+            r'16x12, another aspect ratio'):
+        adapters.sample_image(_sample(img_path=str(tmp_path / 'a.png')), {}, 0, (16, 16))
 
 
 def test_sample_image_from_padded_batch_inputs():

@@ -197,5 +197,11 @@ def sample_image(sample, data: dict, index: int, shape: Tuple[int, int]) -> np.n
         h, w = sample.metainfo.get('img_shape', image.shape[:2])[:2]
         image = image[:h, :w]
     if image.shape[:2] != tuple(shape):
+        (ih, iw), (h, w) = image.shape[:2], shape
+        if abs(iw * h / ih - w) > 1.5 + 0.01 * w:  # not the same picture scaled (rounding kept)
+            raise ValueError(f'batch sample {index}: the predictions are {w}x{h} (WxH) but the '
+                             f'image is {iw}x{ih}, another aspect ratio (padded predictions?): '
+                             'they cannot be laid on the image; predict at the original image '
+                             'size (mmdet: rescale=True)')
         image = mmcv.imresize(image, (shape[1], shape[0]), interpolation='bilinear')
     return image
