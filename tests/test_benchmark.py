@@ -238,6 +238,10 @@ def test_list_pairs_uses_the_split(dataset):
     assert [p[0] for p in bm.list_pairs(dataset, limit=2)] == ['im0', 'im1']
     with pytest.raises(ValueError, match='split file not found'):
         bm.list_pairs(dataset, 'test.txt')
+    bom = osp.join(dataset, 'bom.txt')  # as Windows editors save: a byte-order mark, comments
+    with open(bom, 'w', encoding='utf-8-sig') as f:
+        f.write('# val ids\nim2\nim0.png\n')
+    assert [p[0] for p in bm.list_pairs(dataset, 'bom.txt')] == ['im2', 'im0']
 
 
 def test_coarse_only_quality_matches_the_functions(dataset, tmp_path):

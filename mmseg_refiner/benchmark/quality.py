@@ -55,7 +55,8 @@ def list_pairs(root: str, split: Optional[str] = None,
         path = split if osp.isfile(split) else osp.join(root, split)
         if not osp.isfile(path):
             raise InputError(f'split file not found: {split} (nor {path})')
-        ids = [line.strip() for line in open(path) if line.strip()]
+        from mmseg_refiner.datasets.mask_folder import read_split
+        ids = read_split(path)  # the training datasets' reading: comments, BOM, extensions
         no_image = [i for i in ids if i not in found and i not in missing['mask']]
         if no_image:
             raise InputError(f'{len(no_image)} ids of {path} have no image in {img_dir}, '

@@ -19,7 +19,7 @@ def read_split(path: str, suffixes: Sequence[str] = IMG_SUFFIXES) -> List[str]:
     """
     if not osp.isfile(path):
         raise InputError(f'split file not found: {path}')
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # a byte-order mark is no part of the first id
         ids = [line.strip() for line in f]
     ids = [i for i in ids if i and not i.startswith('#')]
     return [osp.splitext(i)[0] if osp.splitext(i)[1].lower() in suffixes else i for i in ids]
