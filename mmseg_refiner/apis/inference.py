@@ -11,7 +11,6 @@ Every inference option is a field of :class:`~mmseg_refiner.apis.RefineOptions`:
 as keyword arguments or all at once as ``options=RefineOptions(...)`` (or a dict).
 """
 import logging
-import numbers
 import os
 import warnings
 from typing import Optional, Sequence, Union
@@ -25,7 +24,8 @@ from mmseg_refiner.apis.builder import DEFAULT_CHECKPOINT, init_refiner, load_re
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.inference.guard import guard_masks
 from mmseg_refiner.inference.strategies import choose_mode, run_strategy
-from mmseg_refiner.utils.io import InputError, exif_orientation, imread_checked, maskread_checked
+from mmseg_refiner.utils.io import (InputError, exif_orientation, imread_checked, is_int,
+                                    maskread_checked)
 
 __all__ = [
     'init_refiner', 'load_refiner_weights', 'DEFAULT_CHECKPOINT', 'refine_mask', 'refine_masks',
@@ -209,10 +209,6 @@ def refine_mask(refiner, image: ArrayOrPath, mask: ArrayOrPath, mode: Optional[s
 
 
 def _check_label_args(ignore_index, classes) -> None:
-
-    def is_int(value):
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
     if not is_int(ignore_index):
         raise InputError(f'ignore_index must be an integer label, got {ignore_index!r}')
     if classes is not None and (isinstance(classes, (str, bytes)) or

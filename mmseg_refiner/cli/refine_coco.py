@@ -14,12 +14,10 @@ file, the result index and its image id.
 """
 import hashlib
 import json
-import math
 import os
 import os.path as osp
 import sys
 from collections import OrderedDict
-from numbers import Integral, Real
 from typing import Dict, List
 
 import numpy as np
@@ -28,7 +26,8 @@ from tqdm import tqdm
 from mmseg_refiner.apis.options import RefineOptions
 from mmseg_refiner.cli.common import (add_refining_subcommand, arg, arg_type, build_refiner,
                                       read_json, refine_options)
-from mmseg_refiner.utils.io import InputError, atomic_write, check_output_file, imread_checked
+from mmseg_refiner.utils.io import (InputError, atomic_write, check_output_file, imread_checked,
+                                    is_int, is_number)
 from mmseg_refiner.utils.masks import check_segmentation, decode_segmentation
 from mmseg_refiner.utils.masks import rle_encode as encode_mask  # the former name here
 
@@ -73,10 +72,6 @@ def _score_thr(text: str) -> float:
     return value
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
 def _index_images(ann, path: str) -> Dict[object, dict]:
     """{id: image entry} of a COCO annotation file (each entry needs an "id", once)."""
     if not isinstance(ann, dict) or not isinstance(ann.get('images'), list):
@@ -87,7 +82,7 @@ def _index_images(ann, path: str) -> Dict[object, dict]:
             raise InputError(f'{path}: images[{k}] is not a dict (got {type(img).__name__})')
         if 'id' not in img:
             raise InputError(f'{path}: images[{k}] has no "id"')
-        if not (_is_int(img['id']) or isinstance(img['id'], str)):
+        if not (is_int(img['id']) or isinstance(img['id'], str)):
             raise InputError(f'{path}: images[{k}] has "id" {img["id"]!r}; expected an '
                              'integer or a string')
         if img['id'] in images:
@@ -105,7 +100,7 @@ def _check_image(img: dict, path: str) -> None:
     if not isinstance(img['file_name'], str) or not img['file_name']:
         raise InputError(f'{where} has "file_name" {img["file_name"]!r}; expected a file name')
     for key in ('height', 'width'):
-        if not _is_int(img[key]) or img[key] < 1:
+        if not is_int(img[key]) or img[key] < 1:
             raise InputError(f'{where} has "{key}" {img[key]!r}; expected a positive integer')
 
 
@@ -113,7 +108,7 @@ def _check_result(r: dict, i: int, args, images: Dict[object, dict], checked: se
     if 'segmentation' not in r or 'image_id' not in r:
         raise InputError(f'{args.results}: result {i} has no "segmentation"/"image_id"')
     image_id = r['image_id']
-    if not (_is_int(image_id) or isinstance(image_id, str)):
+    if not (is_int(image_id) or isinstance(image_id, str)):
         raise InputError(f'{args.results}: result {i} has image_id {image_id!r}; expected an '
                          'integer or a string')
     if image_id not in images:
@@ -121,7 +116,7 @@ def _check_result(r: dict, i: int, args, images: Dict[object, dict], checked: se
                          f'is not in {args.ann}')
     where = f'{args.results}: result {i} (image_id {image_id})'
     score = r.get('score', 1.0)
-    if not isinstance(score, Real) or isinstance(score, bool) or not math.isfinite(score):
+    if not is_number(score):
         raise InputError(f'{where}: "score" is {json.dumps(score)}; expected a number')
     img = images[image_id]
     if image_id not in checked:

@@ -1,15 +1,13 @@
 """CocoInstanceDataset: one COCO / LVIS instance mask per sample (the reference's LR recipe)."""
 import contextlib
 import io
-import math
 import os.path as osp
-from numbers import Real
 from typing import List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
 
 from mmseg_refiner.registry import DATASETS
-from mmseg_refiner.utils.io import InputError
+from mmseg_refiner.utils.io import InputError, is_number
 from mmseg_refiner.utils.masks import check_segmentation
 
 
@@ -20,10 +18,6 @@ def image_file_name(img: dict) -> str:
     if img.get('coco_url'):
         return img['coco_url'].rsplit('/', 1)[-1]
     raise InputError(f"image record {img.get('id')} has neither file_name nor coco_url")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_image(img: dict, where: str) -> None:
@@ -41,10 +35,10 @@ def _check_box_and_area(ann: dict, where: str) -> None:
     if 'bbox' not in ann:
         raise InputError(f'{where} has no "bbox"')
     bbox = ann['bbox']
-    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(map(_is_number, bbox))):
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(map(is_number, bbox))):
         raise InputError(f'{where}: "bbox" must be [x, y, width, height] (4 finite numbers), '
                          f'got {bbox!r}')
-    if 'area' in ann and not _is_number(ann['area']):
+    if 'area' in ann and not is_number(ann['area']):
         raise InputError(f'{where}: "area" must be a finite number, got {ann["area"]!r}')
 
 
@@ -97,7 +91,7 @@ class CocoInstanceDataset(BaseDataset):
 
     def __init__(self, ann_file: str, data_root: str = '', data_prefix: Optional[dict] = None,
                  min_area: float = 512, cat_ids: Optional[Sequence[int]] = None, **kwargs):
-        if not _is_number(min_area):
+        if not is_number(min_area):
             raise InputError(f'CocoInstanceDataset: min_area must be a finite number, got '
                              f'{min_area!r}')
         self.min_area = min_area

@@ -4,6 +4,8 @@ mmcv is imported inside the functions: ``import mmcv`` imports torch, and the co
 imports this module (for :class:`InputError`) before it knows whether it needs either.
 """
 import contextlib
+import math
+import numbers
 import os
 import os.path as osp
 import tempfile
@@ -17,6 +19,18 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 class InputError(ValueError):
     """A user-supplied file or array is unusable; the message names it and the problem."""
+
+
+def is_int(value) -> bool:
+    """An integer (Python or numpy), not a bool: the type test of every count, id and label
+    read from a user's file or argument."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite real number (Python or numpy), not a bool (NaN and infinities are not)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 @contextlib.contextmanager

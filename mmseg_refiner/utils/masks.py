@@ -10,14 +10,12 @@
 
 Masks are (H, W) arrays where non-zero is foreground (bool, 0/1, 0/255, float).
 """
-import math
-from numbers import Integral, Real
 from typing import List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mmseg_refiner.utils.io import InputError
+from mmseg_refiner.utils.io import InputError, is_int, is_number
 
 
 def _as_pair(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -85,10 +83,6 @@ def decode_segmentation(segm, height: int, width: int, where: str = 'segmentatio
         raise InputError(f'{where}: "segmentation" is neither RLE nor polygons '
                          f'(got {type(segm).__name__})')
     return mask_utils.decode(rle).astype(bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _rle_string_counts(counts, where: str) -> List[int]:
@@ -171,8 +165,7 @@ def _check_polygons(segm: list, height: int, width: int, where: str) -> None:
             raise InputError(f'{where}: polygon {j} has {len(poly)} coordinates; a polygon needs '
                              'an even number, at least 6 (three x,y points)')
         for c, value in enumerate(poly):
-            if not isinstance(value, Real) or isinstance(value, bool) or \
-                    not math.isfinite(value):
+            if not is_number(value):
                 raise InputError(f'{where}: polygon {j} coordinate {c} is {value!r}, not a '
                                  'finite number')
             size = width if c % 2 == 0 else height
@@ -184,7 +177,7 @@ def _check_polygons(segm: list, height: int, width: int, where: str) -> None:
 
 def _check_rle(segm: dict, height: int, width: int, where: str, size_from: Optional[str]) -> None:
     size = segm['size']
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_is_int, size))):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(map(is_int, size))):
         raise InputError(f'{where}: RLE "size" must be [height, width], got {size!r}')
     if list(size) != [height, width]:
         source = f' in {size_from}' if size_from else ''
@@ -193,7 +186,7 @@ def _check_rle(segm: dict, height: int, width: int, where: str, size_from: Optio
     counts = segm['counts']
     if isinstance(counts, list):
         for c, run in enumerate(counts):
-            if not _is_int(run) or run < 0:
+            if not is_int(run) or run < 0:
                 raise InputError(f'{where}: uncompressed RLE "counts" must be non-negative '
                                  f'integers, got {run!r} at {c}')
         kind = 'uncompressed RLE'

@@ -1,6 +1,5 @@
 """SegRefinerHook: refine the masks an mmdet / mmseg model predicts before they are scored."""
 import functools
-import numbers
 import os.path as osp
 import time
 from typing import Optional, Sequence, Union
@@ -11,6 +10,7 @@ from mmengine.hooks import Hook
 from mmseg_refiner.apis import RefineOptions, init_refiner, refine_label_map, refine_masks
 from mmseg_refiner.engine.hooks import adapters
 from mmseg_refiner.registry import HOOKS
+from mmseg_refiner.utils.io import is_int, is_number
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -270,30 +270,25 @@ def _model_device(model) -> str:
     return str(param.device) if param is not None else 'cpu'
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_settings(refiner_config, area_thr, score_thr, max_instances, classes, ignore_index,
                     cfg_options) -> None:
     """The hook's own arguments, checked when it is built (not at the first batch)."""
     problems = []
     if refiner_config is not None and not isinstance(refiner_config, (str, dict)):
         problems.append(f'refiner_config must be a path or a dict, got {refiner_config!r}')
-    if area_thr is not None and (not _is_int(area_thr) or area_thr < 0):
+    if area_thr is not None and (not is_int(area_thr) or area_thr < 0):
         problems.append(f'area_thr must be an integer >= 0 (pixels), got {area_thr!r}')
-    if isinstance(score_thr, bool) or not isinstance(score_thr, numbers.Real) or \
-            not 0 <= score_thr <= 1:  # NaN fails too
+    if not is_number(score_thr) or not 0 <= score_thr <= 1:
         problems.append(f'score_thr must be a number in [0, 1], got {score_thr!r}')
-    if max_instances is not None and (not _is_int(max_instances) or max_instances < 0):
+    if max_instances is not None and (not is_int(max_instances) or max_instances < 0):
         problems.append(f'max_instances must be None or an integer >= 0, got {max_instances!r}')
     if classes is not None and (isinstance(classes,
                                            (str, bytes)) or not isinstance(classes,
                                                                            (list, tuple)) or
-                                not all(_is_int(c) or isinstance(c, str) for c in classes)):
+                                not all(is_int(c) or isinstance(c, str) for c in classes)):
         problems.append('classes must be a list of class indices or names, got '
                         f'{classes!r}')
-    if ignore_index is not None and not _is_int(ignore_index):
+    if ignore_index is not None and not is_int(ignore_index):
         problems.append(f'ignore_index must be an integer, got {ignore_index!r}')
     if cfg_options is not None and not isinstance(cfg_options, dict):
         problems.append(f'cfg_options must be a dict of config paths, got {cfg_options!r}')
