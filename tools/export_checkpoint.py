@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmseg_refiner.apis import init_refiner
+from mmseg_refiner.cli.common import error_text
 from mmseg_refiner.utils.checkpoint import load_checkpoint
 from mmseg_refiner.utils.io import atomic_write, check_output_file
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
@@ -44,7 +45,7 @@ def main():
         model = init_refiner(args.config, args.checkpoint, device='cpu',
                              trust_checkpoint=args.trust_checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # InputError: a ValueError
-        sys.exit(f'tools/export_checkpoint.py: error: {str(exc).strip(chr(34))}')
+        sys.exit(f'tools/export_checkpoint.py: error: {error_text(exc)}')
     ckpt = load_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     dtype = torch.float32 if args.fp32 else torch.float16
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}

@@ -32,7 +32,7 @@ from mmengine.config import Config, ConfigDict, DictAction  # loads neither torc
 
 import mmseg_refiner  # noqa: F401  (the mmseg_refiner registry scope, as custom_imports)
 from mmseg_refiner.cli.common import (RUN_DEVICE_HELP, add_refine_options, add_runtime_args,
-                                      pin_run_device, refine_options)
+                                      error_text, pin_run_device, refine_options)
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 # isort: on
@@ -162,8 +162,8 @@ def build_cfg(args) -> tuple:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
-        raise ValueError(f'work dir {cfg.work_dir} is a file; give a folder')
+    from mmseg_refiner.utils.io import check_output_dir
+    check_output_dir(cfg.work_dir, 'work dir')  # a file there: refused before the Runner
     cfg.load_from = args.checkpoint
     if args.refiner and not args.refiner_checkpoint:
         raise ValueError(f'--refiner {args.refiner} needs --refiner-checkpoint: without weights '
@@ -199,7 +199,7 @@ def main(argv=None):
     try:
         cfg, scope = build_cfg(args)
     except (ValueError, KeyError, FileNotFoundError) as exc:
-        sys.exit(f'tools/test.py: error: {str(exc).strip(chr(34))}')
+        sys.exit(f'tools/test.py: error: {error_text(exc)}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults

@@ -24,7 +24,7 @@ from mmseg_refiner.utils.hardware import prepare_process
 prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
 from mmengine.config import Config, DictAction  # loads neither torch nor mmengine's device
 
-from mmseg_refiner.cli.common import RUN_DEVICE_HELP, pin_run_device  # nor these
+from mmseg_refiner.cli.common import RUN_DEVICE_HELP, error_text, pin_run_device  # nor these
 
 # isort: on
 # torch, mmengine's Runner and what needs them load in main(), after --device is pinned:
@@ -97,8 +97,8 @@ def build_cfg(args) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
-        raise ValueError(f'work dir {cfg.work_dir} is a file; give a folder')
+    from mmseg_refiner.utils.io import check_output_dir
+    check_output_dir(cfg.work_dir, 'work dir')  # a file there: refused before the Runner
     if args.amp:
         setup_amp(cfg)
     if args.resume == 'auto':
@@ -152,7 +152,7 @@ def main(argv=None):
         cfg = build_cfg(args)
         check_start(cfg, args.trust_checkpoint)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # UnsafeCheckpointError too
-        sys.exit(f'tools/train.py: error: {str(exc).strip(chr(34))}')
+        sys.exit(f'tools/train.py: error: {error_text(exc)}')
     if args.trust_checkpoint:  # mmengine calls torch.load without weights_only: torch's switch
         os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
     try:

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from mmseg_refiner.utils.hardware import DeviceError, prepare_process
     prepare_process()  # before torch loads: OpenMP waiting, malloc (utils/hardware.py)
+    from mmseg_refiner.cli.common import error_text
     from mmseg_refiner.utils.io import InputError
     from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         print(f'mmseg-refiner {args.command}: error: {exc}', file=sys.stderr)
         return 2
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f'mmseg-refiner {args.command}: error: {exc}', file=sys.stderr)
+        print(f'mmseg-refiner {args.command}: error: {error_text(exc)}', file=sys.stderr)
         return 1
 
 

@@ -90,6 +90,14 @@ class _CfgOptionsAction(argparse.Action):
         action(parser, namespace, values, option_string)
 
 
+def error_text(exc: BaseException) -> str:
+    """The message of ``exc`` for a one-line ``error:``: a KeyError's own text, without the
+    quotes that ``str(KeyError(...))`` adds."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        return str(exc.args[0])
+    return str(exc)
+
+
 # ---------------------------------------------------------------------- Runner entry points
 RUN_DEVICE_HELP = ('the whole run: auto (cuda when available, else cpu), cpu (hides the GPUs '
                    'from this process), cuda or cuda:<index> (only that GPU is visible) '

@@ -175,12 +175,12 @@ def _write_panels(pairs: List[dict], rows: List[dict], args) -> int:
 
 def run(args) -> int:
     from mmseg_refiner.evaluation import IOU_KINDS, summarize
-    from mmseg_refiner.utils.io import check_output_file
+    from mmseg_refiner.utils.io import check_output_dir, check_output_file
     for flag in ('json', 'csv'):  # before the work, not after it
         if getattr(args, flag):
             check_output_file(getattr(args, flag), f'--{flag}')
-    if args.vis and osp.exists(args.vis) and not osp.isdir(args.vis):
-        raise InputError(f'--vis {args.vis} is a file; give a folder')
+    if args.vis:
+        check_output_dir(args.vis, '--vis')
     pairs = _pair(args.gt, args.pred, args.coarse, _patterns(args))
     rows = [
         _score_pair(p, args.dilation_ratio, args.pooled)
