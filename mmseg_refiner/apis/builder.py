@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmseg_refiner.registry import MODELS
-from mmseg_refiner.utils.checkpoint import UnsafeCheckpointError, load_checkpoint
+from mmseg_refiner.utils.checkpoint import UnsafeCheckpointError, load_checkpoint, state_dict_of
 from mmseg_refiner.utils.hardware import resolve_device
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -94,9 +94,7 @@ def _load_state_dict(path: str, trust: bool = False) -> tuple:
                          f'({type(exc).__name__}: {exc})') from exc
     if not isinstance(ckpt, dict):
         raise ValueError(f'{path} is not a checkpoint (got {type(ckpt).__name__})')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-    return state, ckpt.get('meta', {}) or {}
+    return state_dict_of(ckpt), ckpt.get('meta', {}) or {}
 
 
 def _head(keys) -> str:

@@ -138,6 +138,13 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location='cpu', trust: bo
             f'load it with {TRUST_HINT}.') from None
 
 
+def state_dict_of(ckpt: dict) -> dict:
+    """The weights of a loaded checkpoint (its ``state_dict``, or the dict itself for bare
+    weight files), without DDP's ``module.`` key prefix."""
+    state = ckpt.get('state_dict', ckpt)
+    return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
 def check_training_start(model, load_from: Optional[str], resume, work_dir: str,
                          trust: bool = False) -> None:
     """Refuse, before a training run starts, a checkpoint that mmengine would fail on deep
@@ -181,8 +188,7 @@ def check_training_start(model, load_from: Optional[str], resume, work_dir: str,
         raise ValueError(f'{what}: not a training checkpoint (no optimizer state or iteration: '
                          'weights only, e.g. exported or released); to start from its weights, '
                          f'pass --cfg-options load_from={path} instead of --resume')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = state_dict_of(ckpt)
     scratch = copy.deepcopy(model)
     try:
         result = scratch.load_state_dict(state, strict=False)
