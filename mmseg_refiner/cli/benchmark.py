@@ -10,7 +10,7 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-from mmseg_refiner.cli.common import arg_type, int_at_least
+from mmseg_refiner.cli.common import arg_type, dilation_ratio, int_at_least
 
 # Choices, spelled out so that building the parser imports neither torch nor the benchmark
 # (tests check they match mmseg_refiner.benchmark's UNET_VARIANTS, TRAIN_VARIANTS, ...).
@@ -101,7 +101,7 @@ def _quality_args(quality) -> None:
         f'guard=off); default: {DEFAULT_VARIANT}')
     quality.add_argument('--coarse-only', action='store_true',
                          help='score the coarse masks only (no refiner): the baseline')
-    quality.add_argument('--dilation-ratio', type=float, default=0.02)
+    quality.add_argument('--dilation-ratio', type=dilation_ratio, default=0.02)
     quality.add_argument('--name', help='dataset label in the report (default: root/split)')
     quality.add_argument('--no-progress', action='store_true')
     quality.add_argument(

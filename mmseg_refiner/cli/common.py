@@ -71,6 +71,18 @@ def _device(text: str) -> str:
     return resolve_device(text)  # DeviceError (a ValueError) names the available devices
 
 
+def dilation_ratio(text: str) -> float:
+    """``--dilation-ratio``: a fraction of the image diagonal in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not 0 < value < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f'expected a fraction of the diagonal in (0, 1), got '
+                                         f'{text!r}')
+    return value
+
+
 def _threads(text: str) -> int:
     try:
         value = int(text)

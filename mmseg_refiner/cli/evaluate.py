@@ -6,7 +6,6 @@ are published); with ``--coarse`` also before / after / delta and how many image
 Writes a per-image CSV, a JSON report and before/after/GT panels of the worst and best
 images on request.
 """
-import argparse
 import csv
 import json
 import os.path as osp
@@ -16,7 +15,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from mmseg_refiner.cli.common import PATTERN_HELP, list_images, pair_files
+from mmseg_refiner.cli.common import PATTERN_HELP, dilation_ratio, list_images, pair_files
 from mmseg_refiner.utils.io import InputError
 
 
@@ -34,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument('--vis', help='write before/after/GT panels of the worst and best images here')
     p.add_argument('--num-vis', type=int, default=5,
                    help='panels of this many worst and this many best images (default: 5)')
-    p.add_argument('--dilation-ratio', type=_dilation_ratio, default=0.02,
+    p.add_argument('--dilation-ratio', type=dilation_ratio, default=0.02,
                    help='Boundary IoU band width, fraction of the diagonal (default: 0.02)')
     p.add_argument(
         '--pooled', action='store_true',
@@ -47,17 +46,6 @@ def add_parser(subparsers) -> None:
             help=f'--{"img" if key == "image" else key} file names, e.g. '
             f"'{example}' (BIG / DIS)" + ('' if key != 'gt' else f': {PATTERN_HELP}'))
     p.set_defaults(func=run)
-
-
-def _dilation_ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not 0 < value < 1:  # NaN fails too
-        raise argparse.ArgumentTypeError(f'expected a fraction of the diagonal in (0, 1), got '
-                                         f'{text!r}')
-    return value
 
 
 def _patterns(args) -> dict:

@@ -16,7 +16,6 @@ References:
 import contextlib
 import io
 import math
-from numbers import Real
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -26,6 +25,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmseg_refiner.utils import masks
+from mmseg_refiner.utils.io import is_number
 
 MBA_NUM_STEPS = 5
 MBA_MIN_RADIUS = 1
@@ -137,8 +137,7 @@ def check_dilation_ratio(dilation_ratio, owner: str = '', max_ratio: Optional[fl
         max_ratio (float, optional): Also refuse values above this (the metrics use 1).
     """
     where = f'{owner}: ' if owner else ''
-    if not isinstance(dilation_ratio, Real) or isinstance(dilation_ratio, bool) or \
-            not math.isfinite(dilation_ratio) or dilation_ratio <= 0 or \
+    if not is_number(dilation_ratio) or dilation_ratio <= 0 or \
             (max_ratio is not None and dilation_ratio > max_ratio):
         bound = f'in (0, {max_ratio}]' if max_ratio is not None else '> 0'
         raise ValueError(f'{where}dilation_ratio must be a finite number {bound} (a fraction of '
