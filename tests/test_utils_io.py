@@ -95,3 +95,30 @@ def test_exif_orientation(tmp_path):
     assert exif_orientation(str(tmp_path / 'plain.png')) == 1
     assert exif_orientation(str(tmp_path / 'missing.jpg')) == 1
     assert imread_checked(str(tmp_path / 'turned.jpg')).shape == (8, 6, 3)  # read turned
+
+
+def test_large_images_pass_pillows_decompression_bomb_limit(tmp_path, monkeypatch):
+    """Pillow refuses images above MAX_IMAGE_PIXELS * 2 (179 MP by default; a 200 MP photo is
+    a user's normal input here): the EXIF, palette and label-map readers lift the limit for
+    their own call, and leave Pillow's limit as it was."""
+    from PIL import Image
+
+    from mmseg_refiner.cli.refine_semantic import read_label_map
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10)  # 8x6 = 48 px: "a bomb" (> 2x limit)
+    img = Image.new('RGB', (8, 6))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(str(tmp_path / 'turned.jpg'), exif=exif)
+    labels = np.zeros((6, 8), np.uint8)
+    labels[2:5, 3:7] = 1
+    pal = Image.fromarray(labels, mode='P')
+    pal.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)  # index 0 white: colours would say 1
+    pal.save(str(tmp_path / 'palette.png'))
+    with pytest.raises(Image.DecompressionBombError):  # what the readers avoid
+        Image.open(str(tmp_path / 'turned.jpg'))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert exif_orientation(str(tmp_path / 'turned.jpg')) == 6
+        assert np.array_equal(maskread_checked(str(tmp_path / 'palette.png')), labels > 0)
+        assert np.array_equal(read_label_map(str(tmp_path / 'palette.png'))[0], labels)
+    assert Image.MAX_IMAGE_PIXELS == 10

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mmseg_refiner.cli.common import (OVERWRITE, add_refining_subcommand, arg, pair_by_stem,
                                       refine_options, run_over_pairs)
-from mmseg_refiner.utils.io import InputError, atomic_write
+from mmseg_refiner.utils.io import InputError, atomic_write, open_pil
 
 LABEL_MODES = ('L', 'P', 'I;16', 'I')
 
@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
 def read_label_map(path: str):
     """(labels (H, W) integer ndarray, PIL image it came from) of a label-map PNG."""
     try:
-        img = Image.open(path)
+        img = open_pil(path)  # a label map of any size (no decompression-bomb limit)
         img.load()
     except (OSError, ValueError) as exc:
         raise InputError(f'label map {path} could not be read: {exc}') from exc

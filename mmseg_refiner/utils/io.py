@@ -175,13 +175,28 @@ def _binarize(arr: np.ndarray, name: str) -> np.ndarray:
     return arr > mid
 
 
+def open_pil(path: str):
+    """``PIL.Image.open(path)`` without Pillow's decompression-bomb check.
+
+    Pillow warns above 89 MP and refuses above 179 MP (a guard for untrusted web uploads);
+    the images and masks here are the user's own files, which OpenCV decodes anyway, and a
+    108 MP phone photo is a normal input. The check is lifted for this call only (it sets
+    Pillow's module-wide limit meanwhile, so it is not thread-safe against other Pillow use).
+    """
+    from PIL import Image
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _palette_indices(path: str):
     """The index array of a palette (mode ``P``) PNG, else None: its colours are no labels."""
     if not path.lower().endswith('.png'):
         return None
     try:
-        from PIL import Image
-        with Image.open(path) as img:
+        with open_pil(path) as img:
             return np.asarray(img) if img.mode == 'P' else None
     except Exception:  # not readable by PIL: mmcv reports the problem
         return None
@@ -194,8 +209,7 @@ def exif_orientation(path: str) -> int:
     turned as this tag says; a mask drawn on the stored pixels then does not fit it.
     """
     try:
-        from PIL import Image
-        with Image.open(path) as img:
+        with open_pil(path) as img:
             return int(img.getexif().get(0x0112, 1) or 1)
     except Exception:
         return 1
