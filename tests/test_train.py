@@ -318,3 +318,29 @@ def test_campaign_anneal_config_decays_the_learning_rate():
     assert lrs[0] == pytest.approx(3e-5) and lrs[50] == pytest.approx(3e-4)
     assert all(a >= b for a, b in zip(lrs[50:], lrs[51:]))  # decays after the warm-up
     assert lrs[-1] == pytest.approx(3e-6, rel=0.05)
+
+
+def test_campaign_fixres_config_crops_objects_at_the_inference_size():
+    """Stage 3d: stage 3c's datasets and pipelines with one change, objects cropped at the
+    inference crop size (384) instead of 256, and a lower peak rate (1e-4, decayed to 1 %)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_fixres.py'))
+    anneal = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_anneal.py'))
+    assert cfg.model == anneal.model and cfg.model.test_cfg.crop_size == 384
+    datasets = cfg.train_dataloader.dataset.datasets
+    expected = anneal.train_dataloader.dataset.datasets
+    assert len(datasets) == len(expected) == 4
+    for got, want in zip(datasets, expected):
+        crops = [t for t in got.pipeline if t.type == 'CropAroundObject']
+        assert len(crops) == 1 and crops[0].size == 384
+        want = want.to_dict() if hasattr(want, 'to_dict') else want
+        for t in want['pipeline']:
+            if t['type'] == 'CropAroundObject':
+                assert t['size'] == 256
+                t['size'] = 384
+        assert got.to_dict() == want, got.type
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    assert cfg.param_scheduler[-1].eta_min == pytest.approx(1e-6)
+    assert cfg.train_cfg.max_iters == 1200 and cfg.custom_hooks == anneal.custom_hooks
