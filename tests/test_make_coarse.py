@@ -1,5 +1,6 @@
 """tools/make_coarse.py: offline coarse masks, resumable, seeded, atomic."""
 import importlib.util
+import json
 import os
 import os.path as osp
 import sys
@@ -73,6 +74,32 @@ def test_make_coarse_resumes_and_overwrites(make_coarse, tmp_path, capsys):
     assert osp.isfile(osp.join(root, 'coarse', 'm1.png'))
     make_coarse.main([root, '--expanded-dir', '', '--overwrite', '--seed', '5'])
     assert '2 written' in capsys.readouterr().out
+
+
+def test_make_coarse_refuses_to_mix_settings_in_one_folder(make_coarse, tmp_path, capsys):
+    """A resumed run with other settings would leave masks of two recipes in one folder."""
+    root = _write_masks(str(tmp_path), n=2)
+    assert make_coarse.main([root, '--iou-target', '0.85']) == 0
+    record = osp.join(root, 'coarse', make_coarse.SETTINGS_FILE)
+    with open(record) as f:
+        assert json.load(f)['iou_target'] == 0.85
+    os.remove(osp.join(root, 'coarse', 'm1.png'))
+    capsys.readouterr()
+    assert make_coarse.main([root, '--iou-target', '0.7', '--mode', 'polygon']) == 1
+    err = capsys.readouterr().err
+    assert "were made with mode='reference', iou_target=0.85; this run has mode='polygon', " \
+        "iou_target=0.7. Give --overwrite" in err, err
+    assert not osp.exists(osp.join(root, 'coarse', 'm1.png'))  # refused before any work
+    assert make_coarse.main([root, '--iou-target', '0.85']) == 0  # same settings: resumes
+    assert '1 written, 1 already there' in capsys.readouterr().out
+    assert make_coarse.main([root, '--iou-target', '0.7', '--overwrite']) == 0
+    assert '2 written' in capsys.readouterr().out
+    with open(record) as f:
+        assert json.load(f)['iou_target'] == 0.7
+    with open(osp.join(root, 'coarse_expand', make_coarse.SETTINGS_FILE), 'w') as f:
+        f.write('[1, 2]')
+    assert make_coarse.main([root, '--iou-target', '0.7']) == 1
+    assert 'is not a settings record of make_coarse.py' in capsys.readouterr().err
 
 
 def test_make_coarse_reports_bad_files_and_max_side(make_coarse, tmp_path, capsys):

@@ -9,12 +9,16 @@ mask with its outer contours filled). Point a dataset's ``data_prefix`` ``coarse
 Resumable: existing outputs are skipped (``--overwrite`` redoes them) and every file is
 written atomically, so an interrupted run leaves no partial file. Each mask gets its own
 generator seeded from (``--seed``, id), so results do not depend on order or ``--workers``.
+Each output folder records the settings its masks were made with (``.make_coarse.json``): a
+run with other settings (``--mode``, ``--iou-target``, ...) is refused instead of mixing its
+masks with the earlier ones; ``--overwrite`` redoes them all, or choose another ``--out-dir``.
 
 Example::
 
     python tools/make_coarse.py data/DIS5K/DIS-TR --mask-dir gt --max-side 1024 --workers 2
 """
 import argparse
+import json
 import multiprocessing as mp
 import os.path as osp
 import sys
@@ -29,11 +33,13 @@ from mmseg_refiner.datasets.coarse_synthesis import (DEGRADATIONS, fill_outer_co
                                                      synthesize_coarse)
 from mmseg_refiner.datasets.mask_folder import index_images, read_split
 from mmseg_refiner.inference.crops import crop_resize_mask
-from mmseg_refiner.utils.io import InputError, maskread_checked, maskwrite_atomic
+from mmseg_refiner.utils.io import InputError, atomic_write, maskread_checked, maskwrite_atomic
 from mmseg_refiner.utils.rng import keyed_generator
 from mmseg_refiner.utils.stack_warnings import filter_stack_warnings
 
 MIN_SIDE = 16  # smallest --max-side: the perturbation's kernels are 3-9 px
+SETTINGS_FILE = '.make_coarse.json'  # per output folder: the settings its masks were made with
+SETTINGS = ('mask_dir', 'mode', 'iou_target', 'iou_min', 'max_side', 'seed')
 
 
 def _float_in(low: float, high: float, low_open: bool, high_open: bool):
@@ -130,8 +136,7 @@ def _synthesize(gt: np.ndarray, rng: np.random.Generator, args) -> np.ndarray:
 
 def process_one(sample_id: str, args) -> Tuple[str, str]:
     """Write the missing outputs of one id; returns (id, 'done' | 'skipped' | error text)."""
-    outputs = [(args.out_dir, False)] + ([(args.expanded_dir, True)] if args.expanded_dir else [])
-    todo = [(osp.join(args.root, d, sample_id + '.png'), e) for d, e in outputs]
+    todo = [(osp.join(args.root, d, sample_id + '.png'), e) for d, e in _output_dirs(args)]
     todo = [(p, e) for p, e in todo if args.overwrite or not osp.isfile(p)]
     if not todo:
         return sample_id, 'skipped'
@@ -146,9 +151,46 @@ def process_one(sample_id: str, args) -> Tuple[str, str]:
     return sample_id, 'done'
 
 
+def _output_dirs(args) -> List[Tuple[str, bool]]:
+    """(folder under root, expanded?) of every output."""
+    return [(args.out_dir, False)] + ([(args.expanded_dir, True)] if args.expanded_dir else [])
+
+
+def record_settings(args) -> None:
+    """Check the settings recorded in each output folder against this run's, then record them.
+
+    A folder whose masks were made with other settings is refused (``InputError`` naming
+    them) unless ``--overwrite``: resuming would otherwise mix two recipes in one folder.
+    """
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    for folder, expanded in _output_dirs(args):
+        here = dict(settings, expanded=expanded)
+        path = osp.join(args.root, folder, SETTINGS_FILE)
+        if osp.isfile(path) and not args.overwrite:
+            try:
+                with open(path) as f:
+                    before = json.load(f)
+            except ValueError:
+                before = None
+            if not isinstance(before, dict):
+                raise InputError(f'{path} is not a settings record of make_coarse.py; '
+                                 'delete it, or give --overwrite to redo the masks')
+            differ = [k for k in here if before.get(k) != here[k]]
+            if differ:
+                was = ', '.join(f'{k}={before.get(k)!r}' for k in differ)
+                now = ', '.join(f'{k}={here[k]!r}' for k in differ)
+                raise InputError(
+                    f'the masks in {osp.join(args.root, folder)} were made with {was}; this run '
+                    f'has {now}. Give --overwrite to redo them all, or another --out-dir')
+            continue
+        with atomic_write(path) as tmp, open(tmp, 'w') as f:
+            json.dump(here, f, indent=1)
+
+
 def run(args) -> dict:
     """Process every id (in a pool when ``args.workers > 1``); counts per status."""
     ids = list_ids(args.root, args.mask_dir, args.split)
+    record_settings(args)
     counts, errors = {'done': 0, 'skipped': 0, 'error': 0}, []
     work = partial(process_one, args=args)
     pool = mp.Pool(args.workers) if args.workers > 1 else None
@@ -173,7 +215,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         counts = run(args)
-    except InputError as exc:  # no masks folder, no split file: before any work
+    except InputError as exc:  # no masks folder, no split file, other settings: before work
         print(f'make_coarse: error: {exc}', file=sys.stderr)
         return 1
     print(f"coarse masks: {counts['done']} written, {counts['skipped']} already there, "
