@@ -171,7 +171,8 @@ class LVISMaskMetric(BaseMetric):
 
     Labels become category ids through ``cat_ids``; by default the 80 COCO ids in mmdet's
     label order when the dataset has 80 classes (cocofied LVIS uses COCO ids), else the
-    annotation file's sorted category ids (an LVIS-trained model).
+    annotation file's sorted category ids (an LVIS-trained model) when the counts match;
+    any other class count is an error at the first batch (give ``cat_ids``).
 
     Args:
         ann_file (str): LVIS-format annotation file.
@@ -225,9 +226,20 @@ class LVISMaskMetric(BaseMetric):
         return {k: round(v, 3) for k, v in stats.items()}
 
     def _label_cat_ids(self, gt) -> List[int]:
-        if self.cat_ids is not None:
-            return list(self.cat_ids)
+        """Category id of each label; a dataset whose class count fits neither the COCO ids
+        nor the file's categories is an error (labels would score as other categories)."""
         classes = (self.dataset_meta or {}).get('classes')
+        if self.cat_ids is not None:
+            if classes is not None and len(self.cat_ids) != len(classes):
+                raise InputError(f'LVISMaskMetric: cat_ids has {len(self.cat_ids)} ids but the '
+                                 f'dataset has {len(classes)} classes; give one id per class')
+            return list(self.cat_ids)
         if classes is not None and len(classes) == len(COCO_CAT_IDS):
             return COCO_CAT_IDS
-        return sorted(gt.get_cat_ids())
+        file_ids = sorted(gt.get_cat_ids())
+        if classes is not None and len(classes) != len(file_ids):
+            raise InputError(
+                f'LVISMaskMetric: the dataset has {len(classes)} classes, but {self.ann_file} '
+                f'has {len(file_ids)} categories (and 80 classes would mean the COCO ids): '
+                'give cat_ids=[...], the category id of each label')
+        return file_ids
