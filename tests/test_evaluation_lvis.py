@@ -173,13 +173,14 @@ def test_lvis_mask_metric_refuses_a_class_count_that_fits_no_category_list(tmp_p
     """80 classes mean COCO ids, as many as the file's categories mean those; any other count
     would score labels as other categories, so it is refused at the first batch."""
     ann = write_lvis(tmp_path / 'lvis.json')  # 2 categories: ids 1 and 3
-    sample = dict(img_id=1, pred_instances=dict(masks=torch.from_numpy(_box(10, 10, 30, 30))[None],
-                                                scores=torch.tensor([0.8]),
-                                                labels=torch.tensor([0])))
+    sample = dict(
+        img_id=1, pred_instances=dict(masks=torch.from_numpy(_box(10, 10, 30, 30))[None],
+                                      scores=torch.tensor([0.8]), labels=torch.tensor([0])))
     metric = LVISMaskMetric(ann_file=ann)
     metric.dataset_meta = dict(classes=('person', 'car', 'dog'))
-    with pytest.raises(ValueError, match=r'the dataset has 3 classes, but .*lvis.json has 2 '
-                       r'categories .* give cat_ids'):
+    with pytest.raises(
+            ValueError, match=r'the dataset has 3 classes, but .*lvis.json has 2 '
+            r'categories .* give cat_ids'):
         metric.process({}, [sample])
     metric = LVISMaskMetric(ann_file=ann, cat_ids=[1, 3])
     metric.dataset_meta = dict(classes=('person', 'car', 'dog'))
