@@ -344,3 +344,20 @@ def test_campaign_fixres_config_crops_objects_at_the_inference_size():
     assert cfg.optim_wrapper.optimizer.lr == 1e-4
     assert cfg.param_scheduler[-1].eta_min == pytest.approx(1e-6)
     assert cfg.train_cfg.max_iters == 1200 and cfg.custom_hooks == anneal.custom_hooks
+
+
+def test_campaign_mixres_config_takes_both_crop_sizes():
+    """Stage 3e: every data part of stage 3d twice, once with 384 px and once with 256 px
+    object crops (so half the samples at each size); everything else as stage 3d."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_mixres.py'))
+    fixres = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_fixres.py'))
+    anneal = Config.fromfile(
+        osp.join(REPO, 'configs', 'segrefiner', 'segrefiner_small_campaign_anneal.py'))
+    datasets = [d.to_dict() for d in cfg.train_dataloader.dataset.datasets]
+    assert datasets[:4] == [d.to_dict() for d in fixres.train_dataloader.dataset.datasets]
+    assert datasets[4:] == [d.to_dict() for d in anneal.train_dataloader.dataset.datasets]
+    for key in ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'custom_hooks'):
+        assert cfg[key] == fixres[key], key
