@@ -102,6 +102,32 @@ def test_make_coarse_refuses_to_mix_settings_in_one_folder(make_coarse, tmp_path
     assert 'is not a settings record of make_coarse.py' in capsys.readouterr().err
 
 
+def test_make_coarse_refuses_to_resume_a_cut_overwrite_run(make_coarse, tmp_path, capsys):
+    """An --overwrite run that did not redo every mask leaves masks of the earlier settings:
+    its records say so until a later --overwrite run finishes, and a plain resume is refused."""
+    root = _write_masks(str(tmp_path), n=2)
+    assert make_coarse.main([root, '--expanded-dir', '']) == 0
+    good = open(osp.join(root, 'masks', 'm1.png'), 'rb').read()
+    with open(osp.join(root, 'masks', 'm1.png'), 'wb') as f:
+        f.write(b'not a png')  # m1 fails: its mask of the earlier settings stays
+    assert make_coarse.main([root, '--expanded-dir', '', '--seed', '5', '--overwrite']) == 1
+    record = osp.join(root, 'coarse', make_coarse.SETTINGS_FILE)
+    with open(record) as f:
+        assert json.load(f) == dict(mask_dir='masks', mode='reference', iou_target=0.8,
+                                    iou_min=0.0, max_side=0, seed=5, expanded=False,
+                                    overwriting=True)
+    with open(osp.join(root, 'masks', 'm1.png'), 'wb') as f:
+        f.write(good)
+    capsys.readouterr()
+    assert make_coarse.main([root, '--expanded-dir', '', '--seed', '5']) == 1
+    assert 'an --overwrite run in ' in capsys.readouterr().err
+    assert make_coarse.main([root, '--expanded-dir', '', '--seed', '5', '--overwrite']) == 0
+    with open(record) as f:
+        assert 'overwriting' not in json.load(f)
+    assert make_coarse.main([root, '--expanded-dir', '', '--seed', '5']) == 0
+    assert '2 already there' in capsys.readouterr().out
+
+
 def test_make_coarse_reports_bad_files_and_max_side(make_coarse, tmp_path, capsys):
     root = _write_masks(str(tmp_path), n=2)
     with open(osp.join(root, 'masks', 'm1.png'), 'wb') as f:

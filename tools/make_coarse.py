@@ -161,10 +161,12 @@ def record_settings(args) -> None:
 
     A folder whose masks were made with other settings is refused (``InputError`` naming
     them) unless ``--overwrite``: resuming would otherwise mix two recipes in one folder.
+    An ``--overwrite`` run marks its records ``overwriting`` until it has redone every mask
+    (:func:`finish_records`): cut short, its folder still holds masks of the earlier
+    settings, so a resume without ``--overwrite`` is refused too.
     """
-    settings = {k: getattr(args, k) for k in SETTINGS}
     for folder, expanded in _output_dirs(args):
-        here = dict(settings, expanded=expanded)
+        here = _record(args, expanded)
         path = osp.join(args.root, folder, SETTINGS_FILE)
         if osp.isfile(path) and not args.overwrite:
             try:
@@ -182,9 +184,28 @@ def record_settings(args) -> None:
                 raise InputError(
                     f'the masks in {osp.join(args.root, folder)} were made with {was}; this run '
                     f'has {now}. Give --overwrite to redo them all, or another --out-dir')
+            if before.get('overwriting'):
+                raise InputError(
+                    f'an --overwrite run in {osp.join(args.root, folder)} did not finish: masks '
+                    'of the earlier settings may remain there. Give --overwrite again')
             continue
-        with atomic_write(path) as tmp, open(tmp, 'w') as f:
-            json.dump(here, f, indent=1)
+        _write_record(path, dict(here, overwriting=True) if args.overwrite else here)
+
+
+def finish_records(args) -> None:
+    """After an ``--overwrite`` run that redid every mask: its records lose ``overwriting``."""
+    for folder, expanded in _output_dirs(args):
+        _write_record(osp.join(args.root, folder, SETTINGS_FILE), _record(args, expanded))
+
+
+def _record(args, expanded: bool) -> dict:
+    """The settings a folder's masks are made with (what its record holds)."""
+    return dict({k: getattr(args, k) for k in SETTINGS}, expanded=expanded)
+
+
+def _write_record(path: str, record: dict) -> None:
+    with atomic_write(path) as tmp, open(tmp, 'w') as f:
+        json.dump(record, f, indent=1)
 
 
 def run(args) -> dict:
@@ -207,6 +228,8 @@ def run(args) -> dict:
             pool.join()
     for line in errors:
         print(line, file=sys.stderr)
+    if args.overwrite and not errors:
+        finish_records(args)
     return counts
 
 
